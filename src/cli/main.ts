@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+import { hostname } from "node:os";
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { RuleSyntaxError } from "../classify/operator-rules.js";
+import { classifyJsonl, classifyOne } from "./classify-command.js";
+import { classifierFromRulesFile, UsageError } from "./load-rules.js";
+
+function parseTypes(value: string | undefined): ReadonlySet<string> | undefined {
+  if (value === undefined || value === "" || value === "all") return undefined;
+  return new Set(value.split(",").map((t) => t.trim()));
+}
+
+function parseColumns(value: string | undefined): readonly string[] | undefined {
+  if (value === undefined || value === "") return undefined;
+  const cols = value.split(",").map((c) => c.trim());
+  if (cols[0] !== "type")
+    throw new UsageError(`--fallback-columns must start with "type" (got "${cols[0]}")`);
+  return cols;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  await yargs(argv)
+    .scriptName("pmta-ingest")
+    .usage(
+      "$0 <command> [options]\n\nTails PowerMTA accounting files and ships classified bounce and FBL events.",
+    )
+    .option("rules", {
+      type: "string",
+      describe: "operator classification rules file (Octeth 'text==>Hard' or '/regex/ => reason' lines)",
+    })
+    .command(
+      "classify [diagnostic]",
+      "classify one bounce diagnostic (or JSON lines on stdin with --jsonl)",
+      (y) =>
+        y
+          .positional("diagnostic", {
+            type: "string",
+            describe: 'dsnDiag, e.g. "smtp;550 5.1.1 <a@b.c>... User unknown"',
+          })
+          .option("status", { type: "string", describe: "dsnStatus, e.g. 5.1.1" })
+          .option("category", { type: "string", describe: "PowerMTA bounceCat, e.g. bad-mailbox" })
+          .option("type", { type: "string", default: "b", describe: "record type: b, rb, t, tq, ..." })
+          .option("action", { type: "string", describe: "dsnAction, e.g. failed or delayed" })
+          .option("mta", {
+            type: "string",
+            describe: "dsnMta, e.g. 'gmail-smtp-in.l.google.com (142.250.1.27)'",
+          })
+          .option("rcpt", { type: "string", describe: "recipient address (its domain picks provider rules)" })
+          .option("jsonl", {
+            type: "boolean",
+            default: false,
+            describe:
+              "read JSON objects (type, dsnStatus, dsnDiag, bounceCat, dsnAction, dsnMta, rcpt) from stdin",
+          }),
+      async (args) => {
+        const classifier = await classifierFromRulesFile(args.rules);
+        if (args.jsonl) {
+          await classifyJsonl(classifier, process.stdin, process.stdout);
+          return;
+        }
+        if (args.diagnostic === undefined && args.status === undefined && args.category === undefined) {
+          throw new UsageError("give a diagnostic text, --status or --category (or --jsonl to read stdin)");
+        }
+        const result = classifyOne(classifier, {
+          diagnostic: args.diagnostic,
+          status: args.status,
+          category: args.category,
+          type: args.type,
+          action: args.action,
+          mta: args.mta,
+          rcpt: args.rcpt,
+        });
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      },
+    )
+    .command(
+      "replay <files..>",
+      "decode and classify whole accounting files (e.g. rotated archives) to NDJSON",
+      (y) =>
+        y
+          .positional("files", { type: "string", array: true, demandOption: true })
+          .option("output", { alias: "o", type: "string", describe: "write events here instead of stdout" })
+          .option("host", { type: "string", default: hostname(), describe: "source.host in events" })
+          .option("types", { type: "string", default: "all", describe: "record types to emit, e.g. b,rb,f" })
+          .option("max-record-bytes", {
+            type: "number",
+            default: 1024 * 1024,
+            describe: "longer records are set aside",
+          })
+          .option("fallback-columns", {
+            type: "string",
+            describe: "columns for rows before any header line, e.g. type,timeLogged,orig,rcpt,dsnDiag",
+          }),
+      async (args) => {
+        const classifier = await classifierFromRulesFile(args.rules);
+        const { runReplay } = await import("./replay-command.js");
+        const fallback = parseColumns(args["fallback-columns"]);
+        const types = parseTypes(args.types);
+        const summary = await runReplay(classifier, {
+          files: args.files ?? [],
+          host: args.host,
+          maxRecordBytes: args["max-record-bytes"],
+          ...(args.output === undefined ? {} : { output: args.output }),
+          ...(types === undefined ? {} : { types }),
+          ...(fallback === undefined ? {} : { fallbackColumns: fallback }),
+        });
+        if (summary.filesFailed > 0) exitCode = 1;
+      },
+    )
+    .command(
+      "demo",
+      "run the whole pipeline on a built-in PowerMTA simulator (no external service needed)",
+      (y) =>
+        y
+          .option("duration", { type: "number", describe: "stop after this many seconds" })
+          .option("records", { type: "number", describe: "stop after the simulator wrote this many records" })
+          .option("rate", {
+            type: "number",
+            default: 200,
+            describe: "records per second written by the simulator",
+          })
+          .option("rotate-every", {
+            type: "number",
+            default: 5,
+            describe: "seconds between move-to rotations",
+          })
+          .option("dir", { type: "string", describe: "working directory (default: a new temp directory)" })
+          .option("output", {
+            alias: "o",
+            type: "string",
+            describe: "NDJSON events file (default: <dir>/events.ndjson)",
+          })
+          .option("seed", { type: "number", default: 1, describe: "simulator seed" }),
+      async (args) => {
+        const classifier = await classifierFromRulesFile(args.rules);
+        const { runDemo } = await import("../demo/run-demo.js");
+        const result = await runDemo(classifier, {
+          rate: args.rate,
+          rotateEverySeconds: args["rotate-every"],
+          seed: args.seed,
+          ...(args.duration === undefined ? {} : { durationSeconds: args.duration }),
+          ...(args.records === undefined ? {} : { records: args.records }),
+          ...(args.dir === undefined ? {} : { dir: args.dir }),
+          ...(args.output === undefined ? {} : { output: args.output }),
+        });
+        if (!result.complete) exitCode = 1;
+      },
+    )
+    .demandCommand(1, "name a command: classify, replay or demo")
+    .strict()
+    .help()
+    .version()
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`${y.help()}\n\n${msg}\n`);
+      exitCode = 2;
+    })
+    .parseAsync();
+  return exitCode;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof RuleSyntaxError) {
+      process.stderr.write(`pmta-ingest: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(
+      `pmta-ingest: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

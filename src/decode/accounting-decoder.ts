@@ -1,0 +1,245 @@
+import { createHash } from "node:crypto";
+import { splitFields } from "./field-splitter.js";
+import { type FallbackColumns, Header, headerFromRow, isHeaderRow, PMTA_DEFAULT_COLUMNS } from "./header.js";
+import { type ErrorSpan, type RecordSpan, RecordSplitter, type SpanErrorReason } from "./record-splitter.js";
+
+/**
+ * Bytes of one accounting file → header lines, records and error spans, each with exact byte
+ * offsets. Pure: it never touches the filesystem, so the tailer, `replay` and the tests drive it with
+ * chunks of any size. Every byte of the input ends up in exactly one emitted item (or is still held
+ * back), so the offsets of consecutive items tile the file; that is what makes checkpoints exact.
+ */
+
+export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+
+/** Where the columns of a record came from. */
+export type ColumnSource = "file" | "remembered" | "fallback" | "pmta-default";
+
+export interface DecodedRecord {
+  readonly kind: "record";
+  readonly offset: number;
+  readonly end: number;
+  /** Record type (first column), e.g. `b`, `rb`, `f`. */
+  readonly type: string;
+  readonly values: string[];
+  readonly header: Header;
+  readonly columnSource: ColumnSource;
+  /** Stable key of the file's content (header + first record), shared by every record of the file. */
+  readonly fileKey: string;
+  /** Present only when something was off. */
+  readonly warnings?: string[];
+}
+
+export interface DecodedHeader {
+  readonly kind: "header";
+  readonly offset: number;
+  readonly end: number;
+  readonly header: Header;
+  /** True when it replaced a different header mid-file (PowerMTA reloaded with new record-fields). */
+  readonly changed: boolean;
+}
+
+export interface DecodeError {
+  readonly kind: "error";
+  readonly offset: number;
+  readonly end: number;
+  readonly reason: SpanErrorReason;
+  readonly message: string;
+}
+
+/** Blank lines: no data, but their bytes still belong to the file's tiling. */
+export interface DecodedBlank {
+  readonly kind: "blank";
+  readonly offset: number;
+  readonly end: number;
+}
+
+export type DecodedItem = DecodedRecord | DecodedHeader | DecodeError | DecodedBlank;
+
+export interface DecoderState {
+  /** Header remembered for this file (saved with its checkpoint). */
+  readonly header?: Header;
+  /** File key remembered for this file (saved with its checkpoint). */
+  readonly fileKey?: string;
+}
+
+export interface DecoderOptions extends DecoderState {
+  /** File offset of the first byte that will be pushed (0 for a whole file). */
+  readonly startOffset?: number;
+  /** Records longer than this become error items; the default is 1 MiB. */
+  readonly maxRecordBytes?: number;
+  /** Columns for rows seen before any header line and with no remembered header. */
+  readonly fallbackColumns?: FallbackColumns;
+}
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+export class AccountingDecoder {
+  private readonly splitter: RecordSplitter;
+  private readonly fallback: FallbackColumns | undefined;
+  private header: Header | undefined;
+  private headerSource: ColumnSource;
+  private fileKey: string | undefined;
+  private readonly fallbackHeaders = new Map<string, Header>();
+  private out: DecodedItem[] = [];
+  private readonly sink = {
+    record: (span: RecordSpan) => this.onRecord(span),
+    error: (span: ErrorSpan) => this.onError(span),
+  };
+
+  constructor(options: DecoderOptions = {}) {
+    this.splitter = new RecordSplitter(
+      options.startOffset ?? 0,
+      options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+    );
+    this.header = options.header;
+    this.headerSource = options.header ? "remembered" : "fallback";
+    this.fileKey = options.fileKey;
+    this.fallback = options.fallbackColumns;
+  }
+
+  /** Decoder state worth saving with a checkpoint, so a later reader resumes with the same columns and ids. */
+  state(): DecoderState {
+    return { header: this.header, fileKey: this.fileKey };
+  }
+
+  /** File offset up to which every byte has been emitted: the first byte of the held-back tail. */
+  get committedOffset(): number {
+    return this.splitter.committedOffset;
+  }
+
+  get pendingBytes(): number {
+    return this.splitter.pendingBytes;
+  }
+
+  /** Decodes a chunk; returns the items completed by it (possibly none). */
+  push(chunk: Buffer): DecodedItem[] {
+    this.splitter.push(chunk, this.sink);
+    return this.take();
+  }
+
+  /**
+   * No more input. `acceptUnterminated: true` (replaying a finished file) emits a last line without
+   * a line ending as a record; false (a sealed live file) reports it as a partial record.
+   */
+  end(acceptUnterminated: boolean): DecodedItem[] {
+    this.splitter.end(this.sink, { acceptUnterminated });
+    return this.take();
+  }
+
+  private take(): DecodedItem[] {
+    const items = this.out;
+    this.out = [];
+    return items;
+  }
+
+  private onError(span: ErrorSpan): void {
+    const length = span.end - span.start;
+    const message =
+      span.reason === "record-too-long"
+        ? `record of ${length} bytes at offset ${span.start} exceeds the limit; skipped to the next record`
+        : span.reason === "unterminated-quote"
+          ? `quoted field opened at offset ${span.start} is never closed; ${length} bytes set aside`
+          : `file ends inside a record at offset ${span.start} (${length} bytes without a line ending)`;
+    this.out.push({ kind: "error", offset: span.start, end: span.end, reason: span.reason, message });
+  }
+
+  private onRecord(span: RecordSpan): void {
+    let content = span.content;
+    if (
+      span.start === 0 &&
+      content.length >= 3 &&
+      content[0] === 0xef &&
+      content.subarray(0, 3).equals(BOM)
+    ) {
+      content = content.subarray(3);
+    }
+    if (content.length === 0) {
+      this.out.push({ kind: "blank", offset: span.start, end: span.end });
+      return;
+    }
+    const text = content.toString("utf8");
+    const split = splitFields(text, span.quoted);
+    const values = split.values;
+    const first = values[0] as string;
+    if (isHeaderRow(first)) {
+      const header = headerFromRow(values, text);
+      const changed = this.header !== undefined && this.header.line !== header.line;
+      this.header = header;
+      this.headerSource = "file";
+      this.out.push({ kind: "header", offset: span.start, end: span.end, header, changed });
+      return;
+    }
+
+    const warnings: string[] = [];
+    if (split.quoteWarning !== undefined) warnings.push(`quoting: ${split.quoteWarning}`);
+    // U+FFFD in the text means the bytes were not valid UTF-8 (unless the file literally holds U+FFFD).
+    if (text.includes("\uFFFD") && !content.includes(REPLACEMENT_BYTES)) {
+      warnings.push("encoding: invalid UTF-8 replaced with U+FFFD");
+    }
+
+    const [header, source] = this.columnsFor(first);
+    if (source !== "file" && source !== "remembered") {
+      warnings.push(`columns: no header line before this row; used the ${source} column list`);
+    }
+    if (values.length !== header.width) {
+      warnings.push(`columns: ${values.length} fields, header has ${header.width}`);
+    }
+    if (!KNOWN_TYPES.has(first)) warnings.push(`type: unknown record type "${truncate(first, 20)}"`);
+
+    this.fileKey ??= computeFileKey(this.header?.line ?? "", text);
+    const record: DecodedRecord = {
+      kind: "record",
+      offset: span.start,
+      end: span.end,
+      type: first,
+      values,
+      header,
+      columnSource: source,
+      fileKey: this.fileKey,
+      ...(warnings.length === 0 ? {} : { warnings }),
+    };
+    this.out.push(record);
+  }
+
+  private columnsFor(type: string): [Header, ColumnSource] {
+    if (this.header) return [this.header, this.headerSource];
+    let list: readonly string[] | undefined;
+    let source: ColumnSource = "fallback";
+    if (this.fallback !== undefined) {
+      list = isList(this.fallback) ? this.fallback : this.fallback[type];
+    }
+    if (list === undefined) {
+      list = PMTA_DEFAULT_COLUMNS[type] ?? PMTA_DEFAULT_COLUMNS.b;
+      source = "pmta-default";
+    }
+    const key = `${source}:${type}`;
+    let header = this.fallbackHeaders.get(key);
+    if (header === undefined) {
+      header = new Header(list as readonly string[]);
+      this.fallbackHeaders.set(key, header);
+    }
+    return [header, source];
+  }
+}
+
+const REPLACEMENT_BYTES = Buffer.from([0xef, 0xbf, 0xbd]);
+const KNOWN_TYPES: ReadonlySet<string> = new Set(["d", "b", "t", "tq", "r", "rb", "rs", "f"]);
+
+function isList(f: FallbackColumns): f is readonly string[] {
+  return Array.isArray(f);
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+/**
+ * The file key identifies a file by content, not by name or inode: the header line plus the first
+ * record (timestamps and addresses make it unique in practice). It is known as soon as the first
+ * record is, so any record's id can be computed from bytes at or before it — re-reading the same
+ * bytes after a restart, a rename into the archive or on another machine yields the same ids.
+ */
+export function computeFileKey(headerLine: string, firstRecord: string): string {
+  return createHash("sha256").update(headerLine).update("\n").update(firstRecord).digest("hex").slice(0, 16);
+}

@@ -1,0 +1,178 @@
+/**
+ * Parsers for the value formats PowerMTA writes into accounting fields (pmta-format.md §3.2).
+ * Each returns undefined for a value it cannot read, so the caller can attach a warning and keep
+ * the raw text; none of them throws.
+ */
+
+const PMTA_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:([+-])(\d{2}):?(\d{2})|(Z))?$/;
+
+/**
+ * `timeLogged` / `timeQueued`: `2024-05-01 13:13:21-0400` (iso-times yes, the default), Unix seconds
+ * (iso-times no), and tolerant of a `T`, a colon in the offset or `Z`. A time without any offset is
+ * read as UTC (PowerMTA always writes one; this only serves hand-made files). Returns ISO 8601 UTC.
+ */
+export function parsePmtaTime(raw: string): string | undefined {
+  if (raw === "") return undefined;
+  const first = raw.charCodeAt(0);
+  if (first >= 0x30 && first <= 0x39 && raw.length <= 12 && /^\d+$/.test(raw)) {
+    const seconds = Number(raw);
+    return Number.isSafeInteger(seconds)
+      ? new Date(seconds * 1000).toISOString().replace(".000Z", "Z")
+      : undefined;
+  }
+  const m = PMTA_TIME.exec(raw);
+  if (m === null) return undefined;
+  const [, y, mo, d, h, mi, s, sign, oh, om] = m;
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return undefined;
+  let ms = Date.UTC(Number(y), month - 1, day, hour, minute, second);
+  if (sign !== undefined) {
+    const offsetMinutes = Number(oh) * 60 + Number(om);
+    ms -= (sign === "+" ? 1 : -1) * offsetMinutes * 60_000;
+  }
+  const date = new Date(ms);
+  if (Number.isNaN(date.getTime())) return undefined;
+  return date.toISOString().replace(".000Z", "Z");
+}
+
+export interface ParsedStatus {
+  /** Enhanced status code, e.g. `5.1.1`. */
+  readonly code: string;
+  readonly cls: 2 | 4 | 5;
+  readonly subject: number;
+  readonly detail: number;
+  /** PowerMTA's description in parentheses, e.g. `bad destination mailbox address`. */
+  readonly text?: string;
+}
+
+const STATUS = /^\s*([245])\.(\d{1,3})\.(\d{1,3})\b\s*(?:\((.*)\))?/;
+
+/** `dsnStatus`: `5.1.1 (bad destination mailbox address)`. */
+export function parseDsnStatus(raw: string | undefined): ParsedStatus | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  const m = STATUS.exec(raw);
+  if (m === null) return undefined;
+  const cls = Number(m[1]) as 2 | 4 | 5;
+  const text = m[4]?.trim();
+  return {
+    code: `${m[1]}.${Number(m[2])}.${Number(m[3])}`,
+    cls,
+    subject: Number(m[2]),
+    detail: Number(m[3]),
+    ...(text ? { text } : {}),
+  };
+}
+
+export interface ParsedDiag {
+  /** Diagnostic type, lower case: `smtp`, `x-pmta`, `x-postfix`, ... (empty when the value had none). */
+  readonly type: string;
+  /** The text after the type; for `x-pmta;bounce-queue;reply:...` the embedded reply. */
+  readonly text: string;
+  /** Basic SMTP reply code found at the start of the text (550), if any. */
+  readonly smtpCode?: number;
+  /** Enhanced status code found in the text (5.1.1), if any. */
+  readonly enhanced?: string;
+  /** Set for PowerMTA-internal diagnostics that wrap a reply (`x-pmta;bounce-queue;reply:`). */
+  readonly pmtaAction?: string;
+}
+
+const DIAG_TYPE = /^([A-Za-z][A-Za-z0-9-]{0,20});\s*/;
+const REPLY_CODE = /^([245]\d\d)(?:[ -]|$)/;
+const ENHANCED_AT_START = /^[ -]?([245])\.(\d{1,3})\.(\d{1,3})\b/;
+const ENHANCED_ANYWHERE = /(?:^|[\s(#[-])([245])\.(\d{1,3})\.(\d{1,3})(?=$|[\s,;:.)\]-])/;
+const WRAPPED_REPLY = /\bsaid:\s*([245]\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?/i;
+
+/**
+ * `dsnDiag`: `smtp;550 5.1.1 <a@b.c>... User unknown`, `x-pmta;bounce-queue;reply:550 5.7.1 ...`,
+ * remote-bounce forms such as `smtp; 550 ...` or `X-Postfix; host mx[1.2.3.4] said: 550 ...`.
+ */
+export function parseDsnDiag(raw: string | undefined): ParsedDiag | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  let type = "";
+  let text = raw;
+  const t = DIAG_TYPE.exec(raw);
+  if (t !== null) {
+    type = (t[1] as string).toLowerCase();
+    text = raw.slice(t[0].length);
+  }
+  let pmtaAction: string | undefined;
+  if (type === "x-pmta") {
+    const reply = /^([a-z-]+);\s*reply:\s*/i.exec(text);
+    if (reply !== null) {
+      pmtaAction = (reply[1] as string).toLowerCase();
+      text = text.slice(reply[0].length);
+    }
+  }
+  let smtpCode: number | undefined;
+  let enhanced: string | undefined;
+  const code = REPLY_CODE.exec(text);
+  if (code !== null) {
+    smtpCode = Number(code[1]);
+    const rest = text.slice(3);
+    const e = ENHANCED_AT_START.exec(rest);
+    if (e !== null) enhanced = `${e[1]}.${Number(e[2])}.${Number(e[3])}`;
+  } else {
+    const wrapped = WRAPPED_REPLY.exec(text);
+    if (wrapped !== null) {
+      smtpCode = Number(wrapped[1]);
+      if (wrapped[2] !== undefined) enhanced = normalizeCode(wrapped[2]);
+    }
+  }
+  if (enhanced === undefined) {
+    const e = ENHANCED_ANYWHERE.exec(text);
+    // Only trust a code found mid-text when its class agrees with the reply code (avoids version numbers).
+    if (e !== null && (smtpCode === undefined || String(smtpCode)[0] === e[1])) {
+      enhanced = `${e[1]}.${Number(e[2])}.${Number(e[3])}`;
+    }
+  }
+  return {
+    type,
+    text,
+    ...(smtpCode === undefined ? {} : { smtpCode }),
+    ...(enhanced === undefined ? {} : { enhanced }),
+    ...(pmtaAction === undefined ? {} : { pmtaAction }),
+  };
+}
+
+function normalizeCode(code: string): string {
+  return code
+    .split(".")
+    .map((p) => String(Number(p)))
+    .join(".");
+}
+
+export interface ParsedMta {
+  readonly host?: string;
+  readonly ip?: string;
+}
+
+const MTA = /^(.*?)\s*\(([^()]*)\)\s*$/;
+
+/** `dsnMta`: `mx1.example.com (192.0.2.1)`; a bare host or a `dns;` prefix are accepted too. */
+export function parseDsnMta(raw: string | undefined): ParsedMta | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  const value = raw.replace(/^dns;\s*/i, "");
+  const m = MTA.exec(value);
+  if (m === null) return { host: value.trim().toLowerCase() };
+  const host = (m[1] as string).trim().toLowerCase();
+  const ip = (m[2] as string).trim();
+  return { ...(host ? { host } : {}), ...(ip ? { ip } : {}) };
+}
+
+/** Domain part of an address, lower case; handles `Name <a@b>` and trailing `>`. */
+export function domainOf(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  const at = address.lastIndexOf("@");
+  if (at < 0) return undefined;
+  let domain = address.slice(at + 1);
+  const close = domain.search(/[>\s,;]/);
+  if (close >= 0) domain = domain.slice(0, close);
+  domain = domain.trim().toLowerCase().replace(/\.$/, "");
+  return domain === "" ? undefined : domain;
+}

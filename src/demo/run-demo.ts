@@ -1,0 +1,3 @@
+export async function runDemo(..._a: unknown[]): Promise<{ complete: boolean }> {
+  return { complete: false };
+}

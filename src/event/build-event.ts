@@ -1,0 +1,157 @@
+import type { Classifier } from "../classify/classifier.js";
+import type { DecodedRecord } from "../decode/accounting-decoder.js";
+import { domainOf, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
+import type { Header } from "../decode/header.js";
+import type { BounceInfo, ComplaintInfo, EventKind, PmtaEvent } from "./event.js";
+
+export interface EventContext {
+  readonly host: string;
+  /** File path as it should appear in `source.file` (the path the record was read from). */
+  readonly file: string;
+  readonly classifier: Classifier;
+}
+
+/** Header columns (`header_X-FBLId` → `X-FBLId`) of a header, computed once per header. */
+const headerColumns = new WeakMap<Header, ReadonlyArray<readonly [number, string]>>();
+
+function headerColumnsOf(header: Header): ReadonlyArray<readonly [number, string]> {
+  let cols = headerColumns.get(header);
+  if (cols === undefined) {
+    const list: Array<readonly [number, string]> = [];
+    header.names.forEach((name, i) => {
+      if (name.toLowerCase().startsWith("header_") && name.length > 7) list.push([i, name.slice(7)]);
+    });
+    cols = list;
+    headerColumns.set(header, cols);
+  }
+  return cols;
+}
+
+export function kindOf(type: string, dsnAction: string | undefined): EventKind {
+  const delayed = dsnAction !== undefined && dsnAction.toLowerCase() === "delayed";
+  switch (type) {
+    case "b":
+    case "rb":
+      return delayed ? "deferral" : "bounce";
+    case "t":
+    case "tq":
+      return "deferral";
+    case "rs":
+      return delayed ? "deferral" : "other";
+    case "f":
+      return "complaint";
+    case "d":
+      return "delivery";
+    default:
+      return "other";
+  }
+}
+
+/** One decoded record → one event. Pure apart from the classifier's cache. */
+export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent {
+  const { header, values } = record;
+  const get = (name: string): string | undefined => header.get(values, name);
+  const warnings: string[] = record.warnings ? [...record.warnings] : [];
+
+  const timeRaw = get("timeLogged");
+  const time = timeRaw === undefined ? undefined : parsePmtaTime(timeRaw);
+  if (timeRaw === undefined) warnings.push("time: record has no timeLogged");
+  else if (time === undefined) warnings.push(`time: cannot read timeLogged "${timeRaw.slice(0, 40)}"`);
+  const queuedRaw = get("timeQueued");
+  const queuedAt = queuedRaw === undefined ? undefined : parsePmtaTime(queuedRaw);
+  if (queuedRaw !== undefined && queuedAt === undefined)
+    warnings.push(`time: cannot read timeQueued "${queuedRaw.slice(0, 40)}"`);
+
+  let headers: Record<string, string> | undefined;
+  for (const [i, name] of headerColumnsOf(header)) {
+    const v = values[i];
+    if (v === undefined || v === "") continue;
+    if (headers === undefined) headers = {};
+    if (headers[name] === undefined) headers[name] = v;
+  }
+
+  const type = record.type;
+  const dsnAction = get("dsnAction");
+  const kind = kindOf(type, dsnAction);
+  const sender = get("orig");
+  // FBL reports often carry no rcpt (Microsoft JMRP); the original To: header is the next best thing.
+  const recipient = get("rcpt") ?? (kind === "complaint" ? addressIn(headers?.To) : undefined);
+  const recipientDomain = domainOf(recipient);
+
+  let bounce: BounceInfo | undefined;
+  let complaint: ComplaintInfo | undefined;
+  if (kind === "bounce" || kind === "deferral") {
+    const dsnStatus = get("dsnStatus");
+    const dsnDiag = get("dsnDiag");
+    const dsnMta = get("dsnMta");
+    const bounceCat = get("bounceCat");
+    const c = ctx.classifier.classify({
+      type,
+      dsnStatus,
+      dsnDiag,
+      bounceCat,
+      dsnAction,
+      dsnMta,
+      recipientDomain,
+    });
+    const mta = parseDsnMta(dsnMta);
+    bounce = {
+      hard: c.hard,
+      permanent: c.permanent,
+      reason: c.reason,
+      action: c.action,
+      scope: c.scope,
+      evidence: c.evidence,
+      confidence: c.confidence,
+      provider: c.provider,
+      ...opt("category", bounceCat),
+      ...opt("status", c.status),
+      ...opt("statusText", c.statusText),
+      ...opt("smtpCode", c.smtpCode),
+      ...opt("diagnostic", dsnDiag),
+      ...opt("remoteMta", mta?.host),
+      ...opt("remoteIp", mta?.ip),
+      ...opt("dsnAction", dsnAction),
+    };
+    if (dsnStatus === undefined && dsnDiag === undefined)
+      warnings.push("bounce: record has neither dsnStatus nor dsnDiag");
+  } else if (kind === "complaint") {
+    complaint = {
+      ...opt("format", get("format")),
+      ...opt("feedbackType", get("feedbackType")),
+      ...opt("reportedDomain", get("reportedDomain")),
+      ...opt("userAgent", get("userAgent")),
+      ...opt("reportingMta", get("reportingMta")),
+      ...opt("sourceIp", get("arf_Source-IP") ?? get("dlvSourceIp")),
+    };
+  }
+
+  return {
+    id: `${record.fileKey}:${record.offset}`,
+    kind,
+    recordType: type,
+    time: time ?? null,
+    ...opt("queuedAt", queuedAt),
+    ...opt("sender", sender),
+    ...opt("recipient", recipient),
+    ...opt("recipientDomain", recipientDomain),
+    ...(bounce === undefined ? {} : { bounce }),
+    ...(complaint === undefined ? {} : { complaint }),
+    ...opt("jobId", get("jobId")),
+    ...opt("vmta", get("vmta")),
+    ...(headers === undefined ? {} : { headers }),
+    fields: header.toObject(values),
+    source: { host: ctx.host, file: ctx.file, offset: record.offset },
+    ...(warnings.length === 0 ? {} : { warnings }),
+  };
+}
+
+function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function addressIn(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const m = /<([^<>\s]+@[^<>\s]+)>/.exec(value) ?? /([^\s<>"',;]+@[^\s<>"',;]+)/.exec(value);
+  return m?.[1];
+}
