@@ -293,7 +293,7 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
   [
     "user-unknown-weak",
     "invalid_mailbox",
-    "(recipient address rejected(?!: access denied)|recipient rejected|address (is )?(rejected|not accepted)|mailbox (is |currently )?unavailable|mailbox not available|5\\.1\\.1\\b|5\\.1\\.0\\b)",
+    "((recipient )?address (is )?rejected(?!: access denied)|recipient rejected|address (is )?not accepted|mailbox (is |currently )?unavailable|mailbox not available|5\\.1\\.1\\b|5\\.1\\.0\\b)",
   ],
   [
     "content",

@@ -1,0 +1,221 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Classifier } from "../src/classify/classifier.js";
+import { parseOperatorRules, RuleSyntaxError } from "../src/classify/operator-rules.js";
+import { providerOf } from "../src/classify/providers.js";
+import { BOUNCE_REASONS, REASON_INFO } from "../src/classify/taxonomy.js";
+
+const c = new Classifier();
+
+describe("Classifier decision order", () => {
+  it("takes the text over a generic status: 5.0.0 + 'no such user' is hard", () => {
+    const r = c.classify({ dsnStatus: "5.0.0 (undefined status)", dsnDiag: "smtp;550 No such user here" });
+    assert.equal(r.reason, "invalid_mailbox");
+    assert.equal(r.hard, true);
+    assert.equal(r.action, "suppress");
+    assert.match(r.evidence, /^phrase:/);
+  });
+
+  it("does not suppress on a 5xx block: every-5xx-is-hard traps", () => {
+    const cases: Array<[string, string, string]> = [
+      [
+        "5.7.1",
+        "smtp;554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+        "sender_blocklisted",
+      ],
+      [
+        "5.7.26",
+        "smtp;550-5.7.26 Unauthenticated email from example.com is not accepted due to DMARC policy",
+        "auth_failure",
+      ],
+      ["5.2.2", "smtp;552 5.2.2 <a@x.com>: user is over quota", "mailbox_full"],
+      ["5.7.1", "smtp;554 5.7.1 <a@x.com>: Relay access denied", "relay_denied"],
+      ["5.1.1", "smtp;550 5.1.1 Message rejected: blocked by Spamhaus SBL", "sender_blocklisted"],
+    ];
+    for (const [status, diag, reason] of cases) {
+      const r = c.classify({ dsnStatus: status, dsnDiag: diag });
+      assert.equal(r.reason, reason, diag);
+      assert.equal(r.hard, false, diag);
+      assert.equal(r.permanent, true);
+    }
+  });
+
+  it("puts quota before user-unknown ('mailbox unavailable: over quota')", () => {
+    const r = c.classify({ dsnStatus: "5.2.2", dsnDiag: "smtp;550 mailbox unavailable: over quota" });
+    assert.equal(r.reason, "mailbox_full");
+  });
+
+  it("never makes a deferral or a 4xx reply hard", () => {
+    const t = c.classify({
+      type: "t",
+      dsnStatus: "5.1.1",
+      dsnDiag: "smtp;550 5.1.1 user unknown",
+      dsnAction: "delayed",
+    });
+    assert.equal(t.reason, "invalid_mailbox");
+    assert.equal(t.hard, false);
+    assert.equal(t.action, "retry");
+    const soft = c.classify({
+      dsnStatus: "4.1.1",
+      dsnDiag: "smtp;450 4.1.1 <a@x.com>: Recipient address rejected: unverified address",
+    });
+    assert.equal(soft.hard, false);
+    assert.equal(soft.permanent, false);
+    const delayedRb = c.classify({
+      type: "rb",
+      dsnAction: "delayed",
+      dsnStatus: "5.1.1",
+      dsnDiag: "smtp;550 5.1.1 unknown user",
+    });
+    assert.equal(delayedRb.hard, false);
+  });
+
+  it("uses provider rules when the MX or recipient domain names the provider", () => {
+    const ms = c.classify({
+      dsnStatus: "5.4.1",
+      dsnDiag:
+        "smtp;550 5.4.1 Recipient address rejected: Access denied. AS(201806281) [BN8NAM12FT012.eop-nam12.prod.protection.outlook.com]",
+      dsnMta: "example-com.mail.protection.outlook.com (52.101.1.2)",
+    });
+    assert.equal(ms.provider, "microsoft");
+    assert.equal(ms.reason, "invalid_mailbox");
+    assert.equal(ms.evidence, "provider:ms-access-denied");
+    const other = c.classify({
+      dsnStatus: "5.4.1",
+      dsnDiag: "smtp;550 5.4.1 Recipient address rejected: Access denied",
+    });
+    assert.notEqual(other.reason, "invalid_mailbox", "the same text elsewhere is a policy rejection");
+    const yahoo = c.classify({
+      type: "t",
+      dsnStatus: "4.7.0",
+      dsnDiag:
+        "smtp;421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints",
+      recipientDomain: "yahoo.com",
+    });
+    assert.equal(yahoo.reason, "sender_reputation");
+  });
+
+  it("falls back to a specific status code, then to bounceCat, then to the class", () => {
+    const byStatus = c.classify({ dsnStatus: "5.1.2 (bad destination system: no such domain)" });
+    assert.deepEqual(
+      [byStatus.reason, byStatus.hard, byStatus.evidence],
+      ["invalid_domain", true, "status:5.1.2"],
+    );
+    const byCat = c.classify({
+      dsnStatus: "5.0.0",
+      dsnDiag: "smtp;550 Go away",
+      bounceCat: "inactive-mailbox",
+    });
+    assert.deepEqual(
+      [byCat.reason, byCat.confidence, byCat.evidence],
+      ["mailbox_disabled", "low", "bounceCat:inactive-mailbox"],
+    );
+    const byClass = c.classify({ dsnStatus: "5.0.0", dsnDiag: "smtp;550 Go away" });
+    assert.deepEqual([byClass.reason, byClass.hard, byClass.action], ["unknown", false, "review"]);
+  });
+
+  it("prefers the text's code when dsnStatus only gives the class", () => {
+    const r = c.classify({
+      dsnStatus: "5.0.0 (undefined status)",
+      dsnDiag: "smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound",
+    });
+    assert.equal(r.status, "5.1.10");
+  });
+
+  it("classifies PowerMTA-internal outcomes", () => {
+    assert.equal(
+      c.classify({ dsnStatus: "5.0.0", dsnDiag: "x-pmta;deleted by administrator" }).reason,
+      "admin_deleted",
+    );
+    const bq = c.classify({
+      dsnStatus: "5.7.1",
+      dsnDiag:
+        "x-pmta;bounce-queue;reply:550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150).",
+      recipientDomain: "hotmail.com",
+    });
+    assert.equal(bq.reason, "sender_blocklisted");
+  });
+
+  it("handles complaint and delivery records", () => {
+    assert.equal(c.classify({ type: "f" }).reason, "complaint");
+    assert.equal(c.classify({ type: "f" }).action, "suppress");
+    assert.equal(c.classify({ type: "d", dsnStatus: "2.0.0 (success)" }).reason, "delivered");
+  });
+
+  it("returns identical results from its cache for replies that differ only in addresses and ids", () => {
+    const cached = new Classifier();
+    const a = cached.classify({
+      dsnStatus: "5.1.1",
+      dsnDiag: "smtp;550 5.1.1 <anna@x.com>: user unknown (id 4f3a9c2e11)",
+    });
+    const b = cached.classify({
+      dsnStatus: "5.1.1",
+      dsnDiag: "smtp;550 5.1.1 <bob@y.org>: user unknown (id 7e1b2c3d44)",
+    });
+    assert.deepEqual(a, b);
+    assert.equal(cached.hits, 1);
+  });
+
+  it("has consequences defined for every reason", () => {
+    for (const r of BOUNCE_REASONS) assert.ok(REASON_INFO[r], r);
+  });
+});
+
+describe("operator rules", () => {
+  it("Octeth 'substring==>Hard' forces hard and keeps the built-in reason", () => {
+    const rules = parseOperatorRules(
+      "# Octeth list\n550 5.7.1 Unfortunately, messages from==>Hard\n",
+      "octeth.txt",
+    );
+    const cl = new Classifier({ rules });
+    const r = cl.classify({
+      dsnStatus: "5.7.1",
+      dsnDiag: "smtp;550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. (S3150)",
+      recipientDomain: "outlook.com",
+    });
+    assert.deepEqual(
+      [r.reason, r.hard, r.action, r.evidence],
+      ["sender_blocklisted", true, "suppress", "operator:octeth.txt:2"],
+    );
+  });
+
+  it("'/regex/ => reason' and quoted substrings win over built-in rules", () => {
+    const rules = parseOperatorRules(
+      '/user unknown/i => mailbox_disabled, soft\n"over quota" => invalid_mailbox\n',
+      "/etc/pmta-ingest/rules.txt",
+    );
+    const cl = new Classifier({ rules });
+    const a = cl.classify({ dsnStatus: "5.1.1", dsnDiag: "smtp;550 5.1.1 User Unknown" });
+    assert.deepEqual([a.reason, a.hard, a.action], ["mailbox_disabled", false, "retry"]);
+    const b = cl.classify({ dsnStatus: "5.2.2", dsnDiag: "smtp;552 mailbox Over Quota" });
+    assert.deepEqual([b.reason, b.hard], ["invalid_mailbox", true]);
+  });
+
+  it("rejects bad lines naming the file and line", () => {
+    assert.throws(
+      () => parseOperatorRules("ok==>Hard\nthis is not a rule\n", "r.txt"),
+      (err: unknown) => {
+        assert.ok(err instanceof RuleSyntaxError);
+        assert.match(err.message, /^r\.txt:2: expected/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => parseOperatorRules('"x" => no_such_reason', "r.txt"),
+      /r\.txt:1: unknown reason "no_such_reason"/,
+    );
+    assert.throws(
+      () => parseOperatorRules("/(unclosed/ => unknown", "r.txt"),
+      /r\.txt:1: invalid regular expression/,
+    );
+  });
+});
+
+describe("providerOf", () => {
+  it("prefers the MX that answered over the recipient domain", () => {
+    assert.equal(providerOf("aspmx.l.google.com", "company.example"), "gmail");
+    assert.equal(providerOf(undefined, "hotmail.fr"), "microsoft");
+    assert.equal(providerOf("mx.example.net", "ymail.com"), "yahoo");
+    assert.equal(providerOf(undefined, "example.com"), "other");
+  });
+});

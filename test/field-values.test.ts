@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  domainOf,
+  parseDsnDiag,
+  parseDsnMta,
+  parseDsnStatus,
+  parsePmtaTime,
+} from "../src/decode/field-values.js";
+
+describe("parsePmtaTime", () => {
+  it("reads PowerMTA's local time with a numeric offset as UTC", () => {
+    assert.equal(parsePmtaTime("2024-05-01 13:13:21-0400"), "2024-05-01T17:13:21Z");
+    assert.equal(parsePmtaTime("2014-08-24 16:00:14+0530"), "2014-08-24T10:30:14Z");
+    assert.equal(parsePmtaTime("2019-02-08 21:54:05+0000"), "2019-02-08T21:54:05Z");
+  });
+  it("reads Unix seconds (iso-times no) and ISO variants", () => {
+    assert.equal(parsePmtaTime("1178807903"), "2007-05-10T14:38:23Z");
+    assert.equal(parsePmtaTime("2024-05-01T13:13:21+02:00"), "2024-05-01T11:13:21Z");
+    assert.equal(parsePmtaTime("2024-05-01T13:13:21Z"), "2024-05-01T13:13:21Z");
+  });
+  it("returns undefined for garbage instead of throwing", () => {
+    for (const bad of [
+      "",
+      "yesterday",
+      "2024-13-01 00:00:00+0000",
+      "2024-05-01 25:00:00+0000",
+      "05/01/2024 13:13:21",
+    ]) {
+      assert.equal(parsePmtaTime(bad), undefined, bad);
+    }
+  });
+});
+
+describe("parseDsnStatus", () => {
+  it("splits code and PowerMTA's description", () => {
+    assert.deepEqual(parseDsnStatus("5.1.1 (bad destination mailbox address)"), {
+      code: "5.1.1",
+      cls: 5,
+      subject: 1,
+      detail: 1,
+      text: "bad destination mailbox address",
+    });
+    assert.equal(parseDsnStatus("4.7.650")?.code, "4.7.650");
+    assert.equal(parseDsnStatus("5.1.10 (recipient address has null MX)")?.detail, 10);
+  });
+  it("rejects values without a code", () => {
+    assert.equal(parseDsnStatus("failed"), undefined);
+    assert.equal(parseDsnStatus(""), undefined);
+    assert.equal(parseDsnStatus(undefined), undefined);
+  });
+});
+
+describe("parseDsnDiag", () => {
+  it("reads the type, the reply code and the enhanced code", () => {
+    assert.deepEqual(parseDsnDiag("smtp;550 5.1.1 <a@b.c>... User unknown"), {
+      type: "smtp",
+      text: "550 5.1.1 <a@b.c>... User unknown",
+      smtpCode: 550,
+      enhanced: "5.1.1",
+    });
+    assert.equal(parseDsnDiag("Smtp; 550-5.7.26 Unauthenticated")?.enhanced, "5.7.26");
+  });
+  it("unwraps x-pmta bounce-queue replies", () => {
+    const d = parseDsnDiag(
+      "x-pmta;bounce-queue;reply:550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent.",
+    );
+    assert.equal(d?.type, "x-pmta");
+    assert.equal(d?.pmtaAction, "bounce-queue");
+    assert.equal(d?.smtpCode, 550);
+    assert.equal(d?.enhanced, "5.7.1");
+    assert.equal(parseDsnDiag("x-pmta;deleted by administrator")?.text, "deleted by administrator");
+  });
+  it("finds the reply inside a remote MTA's 'said:' wrapper", () => {
+    const d = parseDsnDiag(
+      "X-Postfix; host mx.example.net[192.0.2.4] said: 550 5.1.1 <x@example.net>: unknown",
+    );
+    assert.equal(d?.type, "x-postfix");
+    assert.equal(d?.smtpCode, 550);
+    assert.equal(d?.enhanced, "5.1.1");
+  });
+  it("does not take a version number for a status code", () => {
+    assert.equal(parseDsnDiag("smtp;550 Rejected by filter 4.2.1 build")?.enhanced, undefined);
+  });
+});
+
+describe("parseDsnMta / domainOf", () => {
+  it("splits host and IP", () => {
+    assert.deepEqual(parseDsnMta("mx.xn--bcher-kva.de (87.98.150.101)"), {
+      host: "mx.xn--bcher-kva.de",
+      ip: "87.98.150.101",
+    });
+    assert.deepEqual(parseDsnMta("dns;MX1.Example.com"), { host: "mx1.example.com" });
+    assert.equal(parseDsnMta(""), undefined);
+  });
+  it("lower-cases the recipient domain", () => {
+    assert.equal(domainOf("xxxx@YMAIL.COM"), "ymail.com");
+    assert.equal(domainOf("Jane <jane@Example.org>"), "example.org");
+    assert.equal(domainOf("no-at-sign"), undefined);
+  });
+});
