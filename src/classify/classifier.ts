@@ -72,6 +72,8 @@ export class Classifier {
   private readonly rules: readonly OperatorRule[];
   private readonly cacheSize: number;
   private cache = new Map<string, Classification>();
+  private readonly mxProviders = new Map<string, Provider>();
+  private readonly domainProviders = new Map<string, Provider>();
   hits = 0;
   misses = 0;
 
@@ -82,33 +84,47 @@ export class Classifier {
 
   classify(input: ClassifyInput): Classification {
     const type = (input.type ?? "b").toLowerCase();
-    const status = parseDsnStatus(input.dsnStatus);
-    const diag = parseDsnDiag(input.dsnDiag);
-    const mtaHost = parseDsnMta(input.dsnMta)?.host;
-    const provider = providerOf(mtaHost, input.recipientDomain);
-
-    if (this.cacheSize === 0) return this.decide(type, status, diag, provider, input);
-    const key = cacheKey(type, input, provider, diag);
+    const provider = this.providerFor(input.dsnMta, input.recipientDomain);
+    if (this.cacheSize === 0) return this.decide(type, provider, input);
+    // Keyed before any parsing: most replies repeat, so the hit path must stay cheap.
+    const key = `${type === "tq" ? "t" : type}|${input.dsnStatus ?? ""}|${input.dsnAction ?? ""}|${input.bounceCat ?? ""}|${provider}|${normalizeForKey(input.dsnDiag ?? "")}`;
     const cached = this.cache.get(key);
     if (cached !== undefined) {
       this.hits++;
       return cached;
     }
     this.misses++;
-    const result = this.decide(type, status, diag, provider, input);
-    // Diagnostics repeat heavily; when the cache fills, start over rather than track recency.
+    const result = this.decide(type, provider, input);
+    // When the cache fills, start over rather than track recency: cheap, and still bounded.
     if (this.cache.size >= this.cacheSize) this.cache = new Map();
     this.cache.set(key, result);
     return result;
   }
 
-  private decide(
-    type: string,
-    status: ParsedStatus | undefined,
-    diag: ParsedDiag | undefined,
-    provider: Provider,
-    input: ClassifyInput,
-  ): Classification {
+  private providerFor(dsnMta: string | undefined, recipientDomain: string | undefined): Provider {
+    // The MX decides when it belongs to a provider; only otherwise does the recipient domain count.
+    if (dsnMta !== undefined && dsnMta !== "") {
+      let byMx = this.mxProviders.get(dsnMta);
+      if (byMx === undefined) {
+        byMx = providerOf(parseDsnMta(dsnMta)?.host, undefined);
+        if (this.mxProviders.size >= 50_000) this.mxProviders.clear();
+        this.mxProviders.set(dsnMta, byMx);
+      }
+      if (byMx !== "other") return byMx;
+    }
+    if (recipientDomain === undefined) return "other";
+    let byDomain = this.domainProviders.get(recipientDomain);
+    if (byDomain === undefined) {
+      byDomain = providerOf(undefined, recipientDomain);
+      if (this.domainProviders.size >= 50_000) this.domainProviders.clear();
+      this.domainProviders.set(recipientDomain, byDomain);
+    }
+    return byDomain;
+  }
+
+  private decide(type: string, provider: Provider, input: ClassifyInput): Classification {
+    const status = parseDsnStatus(input.dsnStatus);
+    const diag = parseDsnDiag(input.dsnDiag);
     const code = effectiveCode(status, diag);
     const cls = replyClass(status, diag, code);
     const permanent = cls === 5;
@@ -237,21 +253,30 @@ function replyClass(
   return undefined;
 }
 
-const EMAIL = /[^\s<>"'(),;:[\]]+@[^\s<>"'(),;:[\]]+/g;
-const IPV4 = /\b\d{1,3}(?:\.\d{1,3}){3}\b/g;
-const LONG_ID = /\b(?=[0-9a-z-]*\d)[0-9a-z-]{10,}\b/gi;
-
 /**
- * Addresses, IPs and queue ids differ in every reply of the same kind; everything the rules look at
- * (phrases, codes, provider) survives this normalisation, so results can be shared.
+ * Addresses, IPs and queue ids differ in every reply of the same kind; the rules never depend on
+ * them, so they are blanked for the cache key: a token with an `@` becomes `@`, and a token with a
+ * digit that is long (ids, `[192.0.2.1]`) becomes `#`. Short tokens such as `5.7.1` or `TSS04` stay.
  */
-function cacheKey(
-  type: string,
-  input: ClassifyInput,
-  provider: Provider,
-  diag: ParsedDiag | undefined,
-): string {
-  const group = type === "t" || type === "tq" ? "t" : type;
-  const text = (diag?.text ?? "").replace(EMAIL, "@").replace(IPV4, "#").replace(LONG_ID, "~");
-  return `${group}|${input.dsnStatus ?? ""}|${input.dsnAction ?? ""}|${input.bounceCat ?? ""}|${provider}|${diag?.type ?? ""}|${text}`;
+export function normalizeForKey(text: string): string {
+  let out = "";
+  let start = 0;
+  const n = text.length;
+  while (start <= n) {
+    let end = text.indexOf(" ", start);
+    if (end < 0) end = n;
+    let at = false;
+    let digits = 0;
+    for (let i = start; i < end; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x40) at = true;
+      else if (c >= 0x30 && c <= 0x39) digits++;
+    }
+    const len = end - start;
+    if (at) out += "@ ";
+    else if (digits > 0 && (len >= 10 || digits >= 6)) out += "# ";
+    else out += `${text.slice(start, end)} `;
+    start = end + 1;
+  }
+  return out;
 }

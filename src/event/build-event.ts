@@ -1,6 +1,6 @@
 import type { Classifier } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
-import { domainOf, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
+import { domainOf, type ParsedMta, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
 import type { BounceInfo, ComplaintInfo, EventKind, PmtaEvent } from "./event.js";
 
@@ -94,8 +94,8 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
       dsnMta,
       recipientDomain,
     });
-    const mta = parseDsnMta(dsnMta);
-    bounce = {
+    const mta = dsnMta === undefined ? undefined : mtaOf(dsnMta);
+    const b: Mutable<BounceInfo> = {
       hard: c.hard,
       permanent: c.permanent,
       reason: c.reason,
@@ -104,51 +104,68 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
       evidence: c.evidence,
       confidence: c.confidence,
       provider: c.provider,
-      ...opt("category", bounceCat),
-      ...opt("status", c.status),
-      ...opt("statusText", c.statusText),
-      ...opt("smtpCode", c.smtpCode),
-      ...opt("diagnostic", dsnDiag),
-      ...opt("remoteMta", mta?.host),
-      ...opt("remoteIp", mta?.ip),
-      ...opt("dsnAction", dsnAction),
     };
+    // Assigned one by one (not spread): this runs for every record and spreads allocate.
+    if (bounceCat !== undefined) b.category = bounceCat;
+    if (c.status !== undefined) b.status = c.status;
+    if (c.statusText !== undefined) b.statusText = c.statusText;
+    if (c.smtpCode !== undefined) b.smtpCode = c.smtpCode;
+    if (dsnDiag !== undefined) b.diagnostic = dsnDiag;
+    if (mta?.host !== undefined) b.remoteMta = mta.host;
+    if (mta?.ip !== undefined) b.remoteIp = mta.ip;
+    if (dsnAction !== undefined) b.dsnAction = dsnAction;
+    bounce = b;
     if (dsnStatus === undefined && dsnDiag === undefined)
       warnings.push("bounce: record has neither dsnStatus nor dsnDiag");
   } else if (kind === "complaint") {
-    complaint = {
-      ...opt("format", get("format")),
-      ...opt("feedbackType", get("feedbackType")),
-      ...opt("reportedDomain", get("reportedDomain")),
-      ...opt("userAgent", get("userAgent")),
-      ...opt("reportingMta", get("reportingMta")),
-      ...opt("sourceIp", get("arf_Source-IP") ?? get("dlvSourceIp")),
+    const f: Mutable<ComplaintInfo> = {};
+    const set = (key: keyof ComplaintInfo, value: string | undefined) => {
+      if (value !== undefined) f[key] = value;
     };
+    set("format", get("format"));
+    set("feedbackType", get("feedbackType"));
+    set("reportedDomain", get("reportedDomain"));
+    set("userAgent", get("userAgent"));
+    set("reportingMta", get("reportingMta"));
+    set("sourceIp", get("arf_Source-IP") ?? get("dlvSourceIp"));
+    complaint = f;
   }
 
-  return {
+  const e = {
     id: `${record.fileKey}:${record.offset}`,
     kind,
     recordType: type,
     time: time ?? null,
-    ...opt("queuedAt", queuedAt),
-    ...opt("sender", sender),
-    ...opt("recipient", recipient),
-    ...opt("recipientDomain", recipientDomain),
-    ...(bounce === undefined ? {} : { bounce }),
-    ...(complaint === undefined ? {} : { complaint }),
-    ...opt("jobId", get("jobId")),
-    ...opt("vmta", get("vmta")),
-    ...(headers === undefined ? {} : { headers }),
-    fields: header.toObject(values),
-    source: { host: ctx.host, file: ctx.file, offset: record.offset },
-    ...(warnings.length === 0 ? {} : { warnings }),
-  };
+  } as Mutable<PmtaEvent>;
+  if (queuedAt !== undefined) e.queuedAt = queuedAt;
+  if (sender !== undefined) e.sender = sender;
+  if (recipient !== undefined) e.recipient = recipient;
+  if (recipientDomain !== undefined) e.recipientDomain = recipientDomain;
+  if (bounce !== undefined) e.bounce = bounce;
+  if (complaint !== undefined) e.complaint = complaint;
+  const jobId = get("jobId");
+  if (jobId !== undefined) e.jobId = jobId;
+  const vmta = get("vmta");
+  if (vmta !== undefined) e.vmta = vmta;
+  if (headers !== undefined) e.headers = headers;
+  e.fields = header.toObject(values);
+  e.source = { host: ctx.host, file: ctx.file, offset: record.offset };
+  if (warnings.length > 0) e.warnings = warnings;
+  return e as PmtaEvent;
 }
 
-function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+const mtaMemo = new Map<string, ParsedMta | undefined>();
+
+/** dsnMta values repeat (a handful of MX hosts); parse each once. */
+function mtaOf(raw: string): ParsedMta | undefined {
+  if (mtaMemo.has(raw)) return mtaMemo.get(raw);
+  const parsed = parseDsnMta(raw);
+  if (mtaMemo.size >= 10_000) mtaMemo.clear();
+  mtaMemo.set(raw, parsed);
+  return parsed;
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function addressIn(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
