@@ -38,22 +38,34 @@ function compile(rows: readonly Row[]): PhraseRule[] {
  */
 const PROVIDER_ROWS: ReadonlyArray<readonly [Provider, ...Row]> = [
   // Gmail — support.google.com/a/answer/3726730
+  [
+    "gmail",
+    "gmail-content",
+    "content_rejected",
+    "(not rfc ?5322 compliant|header is missing|valid address in from|security issue|BlockedMessage)",
+  ],
+  ["gmail", "gmail-system", "remote_system_error", "temporary system problem"],
   ["gmail", "gmail-nonexistent", "invalid_mailbox", "account that you tried to reach does not exist"],
   ["gmail", "gmail-disabled", "mailbox_disabled", "account that you tried to reach is (disabled|inactive)"],
   ["gmail", "gmail-over-quota", "mailbox_full", "(inbox is out of storage|over quota|out of storage space)"],
-  ["gmail", "gmail-dmarc", "auth_failure", "(dmarc|unauthenticated email|not pass authentication|spf|dkim)"],
-  ["gmail", "gmail-ptr", "ptr_required", "(ptr record|reverse dns)"],
   [
     "gmail",
-    "gmail-rate",
-    "rate_limited",
-    "(unusual rate|rate limit|receiving mail at a rate|too many messages)",
+    "gmail-dmarc",
+    "auth_failure",
+    "(dmarc|unauthenticated email|pass authentication|authentication information|\\bspf\\b|\\bdkim\\b)",
   ],
+  ["gmail", "gmail-ptr", "ptr_required", "(ptr record|reverse dns)"],
   [
     "gmail",
     "gmail-low-reputation",
     "sender_reputation",
     "(low reputation|reputation of the sending|bad reputation)",
+  ],
+  [
+    "gmail",
+    "gmail-rate",
+    "rate_limited",
+    "(unusual rate|rate limit|receiving mail at a rate|too many messages)",
   ],
   ["gmail", "gmail-unsolicited", "spam_content", "(likely unsolicited|suspicious due to|spam)"],
   ["gmail", "gmail-try-later", "rate_limited", "try again later", 4],
@@ -77,6 +89,7 @@ const PROVIDER_ROWS: ReadonlyArray<readonly [Provider, ...Row]> = [
     "sender_reputation",
     "(4\\.7\\.65[01]|temporarily rate limited due to ip reputation)",
   ],
+  ["microsoft", "ms-server-busy", "rate_limited", "(4\\.7\\.500|limits for how many messages)"],
   [
     "microsoft",
     "ms-access-denied",
@@ -95,15 +108,15 @@ const PROVIDER_ROWS: ReadonlyArray<readonly [Provider, ...Row]> = [
   // Yahoo / AOL — senders.yahooinc.com/smtp-error-codes
   [
     "yahoo",
-    "yahoo-dd-nonexistent",
-    "invalid_mailbox",
-    "(doesn't have a [a-z.]+ account|user doesn't have|mailbox not found|dd This user|dd Sorry your message to)",
-  ],
-  [
-    "yahoo",
     "yahoo-disabled",
     "mailbox_disabled",
     "(dd Requested mailbox is unavailable|mailbox is disabled|account is disabled)",
+  ],
+  [
+    "yahoo",
+    "yahoo-dd-nonexistent",
+    "invalid_mailbox",
+    "(doesn't have a [a-z.]+ account|user doesn't have|mailbox not found|dd This user|dd Sorry your message to)",
   ],
   [
     "yahoo",
@@ -111,9 +124,15 @@ const PROVIDER_ROWS: ReadonlyArray<readonly [Provider, ...Row]> = [
     "sender_reputation",
     "(\\[TSS04\\]|\\[TS0[1-3]\\]|user complaints|unexpected volume)",
   ],
-  ["yahoo", "yahoo-tss09", "sender_blocklisted", "(\\[TSS09\\]|\\[TSS10\\]|permanently deferred|\\[PH01\\])"],
-  ["yahoo", "yahoo-5.7.9", "policy_rejected", "(message not accepted for policy reasons|5\\.7\\.9\\b)"],
-  ["yahoo", "yahoo-dmarc", "auth_failure", "(dmarc|5\\.7\\.2[3-9])"],
+  ["yahoo", "yahoo-tss09", "sender_blocklisted", "(\\[TSS09\\]|\\[TSS10\\]|permanently deferred)"],
+  ["yahoo", "yahoo-policy", "policy_rejected", "will not accept delivery"],
+  [
+    "yahoo",
+    "yahoo-unauthenticated",
+    "auth_failure",
+    "(dmarc|unauthenticated|\\bspf\\b|\\bdkim\\b|5\\.7\\.2[3-9])",
+  ],
+  ["yahoo", "yahoo-5.7.9", "policy_rejected", "(not accepted for policy reasons|5\\.7\\.9\\b)"],
   ["yahoo", "yahoo-overquota", "mailbox_full", "(over quota|mailbox is full)"],
   // Apple iCloud
   [
@@ -125,6 +144,7 @@ const PROVIDER_ROWS: ReadonlyArray<readonly [Provider, ...Row]> = [
   ["apple", "icloud-policy", "policy_rejected", "(\\[CS0\\d\\]|\\[HM0\\d\\]|local policy)"],
   ["apple", "icloud-overquota", "mailbox_full", "(over quota|mailbox is full)"],
   // GMX / WEB.DE / 1&1
+  ["gmx", "gmx-sender-dns", "invalid_sender", "invalid dns mx or a/aaaa"],
   [
     "gmx",
     "gmx-mailbox-unavailable",
@@ -132,23 +152,13 @@ const PROVIDER_ROWS: ReadonlyArray<readonly [Provider, ...Row]> = [
     "(mailbox unavailable|mailbox not found|unknown user|no such user)",
     5,
   ],
-  [
-    "gmx",
-    "gmx-blocklist",
-    "sender_blocklisted",
-    "(ip address is block ?listed|nemesis|no smtp service|blocked by spamhaus|block list)",
-  ],
+  ["gmx", "gmx-blocklist", "sender_blocklisted", "(block ?listed|blocked by spamhaus|block list)"],
   ["gmx", "gmx-over-quota", "mailbox_full", "(quota|mailbox full)"],
   // Orange / Wanadoo: OFR_xxx codes
   ["orange", "orange-416", "invalid_mailbox", "(OFR_416|destinataire invalide|invalid recipient)"],
   ["orange", "orange-417", "mailbox_full", "(OFR_417|boite du destinataire pleine|overquota)"],
-  [
-    "orange",
-    "orange-blocked",
-    "sender_blocklisted",
-    "(OFR_?00[0-9]|OFR_506|OFR004|OUK_|mail rejete|Service refuse)",
-  ],
-  ["orange", "orange-rate", "rate_limited", "(trop de connexions|too many connections|OFR_999|\\[421\\])"],
+  ["orange", "orange-rate", "rate_limited", "(trop de connexions|too many connections)"],
+  ["orange", "orange-blocked", "sender_blocklisted", "(OFR_506|OFR004|OUK_|mail rejete|Service refuse)"],
   // Comcast / Xfinity
   [
     "comcast",
@@ -160,7 +170,7 @@ const PROVIDER_ROWS: ReadonlyArray<readonly [Provider, ...Row]> = [
     "comcast",
     "comcast-blocked",
     "sender_blocklisted",
-    "(\\bBL0\\d\\d\\b|blocked for spam|\\bRBL\\b|block list)",
+    "(\\bBL0\\d+|blocked for spam|\\bRBL\\b|dnsbls?\\b|block list)",
   ],
   ["comcast", "comcast-rate", "rate_limited", "(\\bRL0\\d+|rate limit|too many)"],
 ];
@@ -181,12 +191,12 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
   [
     "auto-reply",
     "auto_reply",
-    "(out of (the )?office|auto(matic)?[- ]?(reply|response|responder)|on vacation|vacation (reply|message)|i am (currently )?away|abwesenheitsnotiz)",
+    "(out of (the )?office|auto-?repl(y|ied)|auto(matic)?[- ]?(reply|response|responder)|r.ponse automatique|absente? du bureau|annual leave|on vacation|vacation (reply|message)|i am (currently )?away|abwesenheitsnotiz)",
   ],
   [
     "suppressed",
     "previously_suppressed",
-    "(suppression list|previously (hard[- ])?bounced|address (has been |is )?suppressed|suppressed due to|recipient is suppressed|on (the|our) (do[- ]not[- ]send|dns) list|address is on .*suppression)",
+    "(suppression list|previously (hard[- ])?(bounced|suppressed)|address (has been |is )?suppressed|suppressed due to|recipient is suppressed|on (the|our) (do[- ]not[- ]send|dns) list|address is on .*suppression)",
   ],
   [
     "mailbox-full",
@@ -226,12 +236,17 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
   [
     "invalid-sender",
     "invalid_sender",
-    "(sender address (is )?(rejected|invalid|unknown)|sender (verify|verification) failed|sender (address )?could not be verified|unable to verify sender|sender domain (must exist|does not exist|not found|unknown|has no)|domain of sender address|sender address has null mx|invalid sender|bad sender|mail from address (rejected|invalid)|sender (is )?not (allowed|valid)|return[- ]path .*(invalid|not)|requires valid sender domain|no mx for envelope sender|envelope sender .*(invalid|rejected)|5\\.1\\.[78]\\b|5\\.7\\.27)",
+    "(sender address (is )?(rejected|invalid|unknown)|sender (verify|verification) failed|sender (address )?could not be verified|unable to verify sender|sender domain (must exist|does not exist|not found|unknown|has no)|domain of sender address|sender address has null mx|invalid sender|bad sender|mail from address (rejected|invalid)|sender (is )?not (allowed|valid)|return[- ]path .*(invalid|not)|requires valid sender domain|\\bsender rejected|invalid dns mx or a/aaaa|unresolvable .*from domain|no mx for envelope sender|envelope sender .*(invalid|rejected)|5\\.1\\.[78]\\b|5\\.7\\.27)",
   ],
   [
     "greylist",
     "greylisted",
     "(gr[ae]y ?-?list|postgrey|try again in \\d+ ?(s|sec|seconds|min|minutes)\\b|temporarily deferred, please try later|triplet)",
+  ],
+  [
+    "rbl",
+    "sender_blocklisted",
+    "(spamhaus|spamcop|sorbs|barracudacentral|\\bbrbl\\b|cbl\\.abuseat|\\bpsbl\\b|ivmsip|mailspike|blocked using|\\bdnsbls?\\b|\\b(dns)?rbl\\b|real[- ]?time (black|block))",
   ],
   [
     "reputation",
@@ -251,17 +266,17 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
   [
     "rate",
     "rate_limited",
-    "(rate[- ]?limit|too many (messages|connections|recipients|concurrent|sessions|mails|emails|simultaneous)|throttl|sending (too fast|rate)|exceeded the (rate|sending|connection) limit|connection limit|limit (of|on) (messages|connections|recipients)|slow down|mail flood|too much mail|message rate|frequency limit|received too many)",
+    "(rate[- ]?limit|receiving mail too quickly|max(imum)? (number of )?(messages?|recipients?|mails?) per (connection|session|hour|day)|limits for how many|too many (messages|connections|recipients|concurrent|sessions|mails|emails|simultaneous)|throttl|sending (too fast|rate)|exceeded the (rate|sending|connection) limit|connection limit|limit (of|on) (messages|connections|recipients)|slow down|mail flood|too much mail|message rate|frequency limit|received too many)",
   ],
   [
     "moved",
     "mailbox_moved",
-    "(has moved|address (has )?changed|mailbox (owner )?has changed|no longer (at|with|works)|new (e-?mail )?address (is|:)|forwarded to|moved to)",
+    "(has moved|user not local|address (has )?changed|mailbox (owner )?has changed|no longer (at|with|works)|new (e-?mail )?address (is|:)|forwarded to|moved to)",
   ],
   [
     "disabled",
     "mailbox_disabled",
-    "((?<!sender |from |ip )(account|mailbox|user|address|recipient)( \\S+@\\S+)? (is |has been |was |currently |temporarily )*(disabled|deactivated|suspended|inactive|locked|closed|frozen|terminated|expired)|(disabled|deactivated|suspended|inactive|closed|frozen|dormant|expired|locked) (mail|e-?mail )?(account|mailbox|user|recipient)|mailbox (not active|is not active)|no longer active|account (is )?not (active|activated)|(conta|usu.rio) inativ[ao]|5\\.2\\.1\\b|5\\.7\\.13)",
+    "((?<!sender |from |ip )(account|mailbox|user|address|recipient)( \\S+@\\S+)? (is |has been |was |currently |temporarily )*(disabled|deactivated|suspended|inactive|locked|closed|frozen|terminated|expired)|(disabled|deactivated|suspended|inactive|closed|frozen|dormant|expired|locked|archived) (mail|e-?mail )?(account|mailbox|user|recipient)|archiv(ed|ee) (recipient )?mailbox|boite du destinataire archiv|mailbox (not active|is not active)|no longer active|account (is )?not (active|activated)|(conta|usu.rio) inativ[ao]|5\\.2\\.1\\b|5\\.7\\.13\\b)",
   ],
   [
     "address-syntax",
@@ -273,10 +288,11 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
     "invalid_mailbox",
     "(user unknown|unknown user|no such (user|mailbox|recipient|address|account|local user|person)|(user|mailbox|recipient|address|account|addressee|local part|e-?mail address)( \\S+@\\S+)? (does not|doesn't|did not|does no longer) exist|(user|mailbox|recipient|address|account|addressee|email) (\\S+@\\S+ )?(is )?(not found|unknown|not known|not valid|invalid)|invalid (recipient|mailbox|user|address|destination)|unknown (recipient|mailbox|address|local[- ]part|account)|recipient (unknown|not (found|valid|available|recognized))|addressee unknown|not our customer|no mailbox|mailbox (name )?not allowed|undeliverable address|unroutable address|unrouteable address|(doesn't|does not) have an? (\\S+ )?account|not a valid (user|mailbox|recipient)|user not (found|exist)|bad destination mailbox|no account by that name|destinataire (inconnu|invalide)|utilisateur inconnu|benutzer unbekannt|unbekannt|no existe|inexistente|non esiste|пользовател)",
   ],
+  ["helo", "policy_rejected", "(helo command rejected|invalid helo|helo .*(rejected|not accepted)|bad helo)"],
   [
     "domain",
     "invalid_domain",
-    "(host (or domain name )?not found|domain (name )?(not found|does not exist|unknown|not exist)|(unknown|invalid|non-?existent|bad) (recipient )?domain|no mx (record|host)s?|no (mail|mx) (hosts?|servers?) for|nxdomain|name or service not known|null mx|does not accept (e-?)?mail|domain .*(is not|isn't) (in use|registered|hosted)|unrouteable mail domain|no such domain|domain (has )?expired|dns (lookup )?failure.*(nxdomain|not exist)|5\\.1\\.2\\b|5\\.1\\.10\\b|5\\.4\\.4\\b)",
+    "(host (or domain name )?not found|domain (name )?(not found|does not exist|unknown|not exist)|(unknown|invalid|non-?existent|bad) (recipient )?domain|no mx (record|host)s?|no (mail|mx) (hosts?|servers?) for|nxdomain|name or service not known|null mx|does not accept (e-?)?mail(?! from)|domain .*(is not|isn't) (in use|registered|hosted)|unrouteable mail domain|no such domain|domain (has )?expired|dns (lookup )?failure.*(nxdomain|not exist)|5\\.1\\.2\\b|5\\.1\\.10\\b|5\\.4\\.4\\b)",
     5,
   ],
   [
@@ -288,7 +304,7 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
   [
     "filtered",
     "recipient_filtered",
-    "(recipient'?s? (filter|rules|preferences|settings)|filtered by (the )?recipient|does not accept (mail|messages|e-?mail) from|not (authorized|allowed|permitted) to (send|email|mail) (to )?(this|the) (recipient|user)|(blocked|rejected|refused) by (the )?(recipient|user|mailbox owner)|sender (is |has been )?blocked by (the )?recipient|only accepts (mail|messages) from|(not|isn't) on (the|their)? ?(allow|white|safe)[- ]?list|members only|recipient has (blocked|refused)|mail refused by recipient)",
+    "(recipient'?s? (filter|rules|preferences|settings|blocked senders)|blocked senders|rejected by this user|sender ?not ?allowed|not in allowed-senders|sendernotauthenticated|not authenticated by organization|delivery restriction|user entry|recipient address rejected: access denied|filtered by (the )?recipient|does not accept (mail|messages|e-?mail) from|not (authorized|allowed|permitted) to (send|email|mail) (to )?(this|the) (recipient|user)|(blocked|rejected|refused) by (the )?(recipient|user|mailbox owner)|sender (is |has been )?blocked by (the )?recipient|only accepts (mail|messages) from|(not|isn't) on (the|their)? ?(allow|white|safe)[- ]?list|members only|recipient has (blocked|refused)|mail refused by recipient)",
   ],
   [
     "user-unknown-weak",
@@ -298,17 +314,7 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
   [
     "content",
     "content_rejected",
-    "(content (rejected|not accepted|refused|policy)|message content|malformed|header (error|line|too long|syntax|field)|duplicate (header|message-id|subject|from)|missing (required )?header|\\bmime\\b|8-?bit|bare (lf|cr|newline)|line (too long|length exceeded)|attachment|illegal character|invalid (message|character|header)|not (rfc|rfc ?5322|rfc ?2822) compliant|message (is )?not compliant|body (rejected|too)|message (was )?rejected because of its content|5\\.6\\.\\d+)",
-  ],
-  [
-    "dns-temp",
-    "dns_temporary",
-    "(dns (lookup |query |resolution )?(failure|failed|error|timeout|timed out|problem)|servfail|temporary (dns|lookup) (failure|error)|name ?server|could not (resolve|look ?up)|unable to (resolve|look ?up)|lookup (timed out|failure)|4\\.4\\.3\\b)",
-  ],
-  [
-    "network",
-    "network_error",
-    "(connection (timed out|timeout|refused|reset|lost|closed|dropped|failed)|timed? ?out|no answer from host|network (is )?unreachable|no route to host|host unreachable|lost connection|broken pipe|unable to connect|could not connect|can't connect|failed to connect|connect to .* failed|tls (handshake|negotiation) failed|read error|write error|unexpected (eof|disconnect)|4\\.4\\.[12]\\b)",
+    "(content (rejected|not accepted|refused|policy)|message content|malformed|header (error|line|too long|syntax|field)|from:? header|duplicate (header|message-id|subject|from)|missing (required )?header|\\bmime\\b|8-?bit|bare (lf|cr|newline)|attachment|illegal character|invalid (message|character|header)|not (rfc|rfc ?5322|rfc ?2822) compliant|message (is )?not compliant|body (rejected|too)|message (was )?rejected because of its content|5\\.6\\.\\d+)",
   ],
   [
     "expired",
@@ -316,14 +322,24 @@ export const PHRASE_RULES: readonly PhraseRule[] = compile([
     "(expired|too old|time limit exceeded|queue (life ?time|time) exceeded|retry (period|time|timeout) exceeded|could not be delivered (within|for|in) \\d+|delivery time expired|undeliverable for \\d+|bounce-after|maximum queue time|4\\.4\\.7\\b)",
   ],
   [
+    "dns-temp",
+    "dns_temporary",
+    "(dns (lookup |query |resolution )?(failure|failed|error|timeout|timed out|problem)|servfail|temporary dns (failure|error)|resolving mx|mx lookup|name ?server|could not (resolve|look ?up)|unable to (resolve|look ?up)|lookup (timed out|timeout)|4\\.4\\.3\\b)",
+  ],
+  [
+    "network",
+    "network_error",
+    "(connection (timed out|timeout|refused|reset|lost|closed|dropped|failed)|timed? ?out|no answer from host|network (is )?unreachable|no route to host|host unreachable|lost connection|broken pipe|unable to connect|could not connect|can't connect|failed to connect|connect to .* failed|tls (handshake|negotiation) failed|unexpected (eof|disconnect)|mail loop|forwarding loop|routing loop|too many hops|hop count|4\\.4\\.[12]\\b)",
+  ],
+  [
     "system",
     "remote_system_error",
-    "(local error|system (error|unavailable|busy|failure|problem|not available)|internal (server )?error|temporary (local |server |system )?(problem|failure|error)|service (is )?(temporarily )?(unavailable|not available)|insufficient (system )?storage|system (storage|disk) full|mail system full|loop|too many hops|config(uration)? error|misconfigur|server (is )?busy|temporarily unavailable|resources? (temporarily )?unavailable|queue (is )?full|try again later|please try again|transaction failed, temporary|unable to (process|deliver) .*(now|at this time)|not accepting (network )?messages|cannot process|backend|lmtp|maintenance|4\\.3\\.\\d\\b|5\\.3\\.[0-5]\\b)",
+    "(local error|system (error|unavailable|busy|failure|problem|not available)|internal (server )?error|temporary (local |server |system )?(problem|failure|error)|service (is )?(temporarily )?(unavailable|not available)|insufficient (system )?storage|system (storage|disk) full|mail system full|config(uration)? error|temporary lookup failure|misconfigur|server (is )?busy|write error|temporarily unavailable|resources? (temporarily )?unavailable|queue (is )?full|try again later|please try again|transaction failed, temporary|unable to (process|deliver) .*(now|at this time)|not accepting (network )?messages|cannot process|backend|lmtp|maintenance|4\\.3\\.\\d\\b|5\\.3\\.[0-5]\\b)",
   ],
   [
     "protocol",
     "protocol_error",
-    "(syntax error|bad sequence|command (not recognized|unrecognized|not implemented)|unrecognized command|invalid command|command out of sequence|unknown command|line too long|pipelining|protocol (error|violation)|5\\.5\\.[0-6]\\b)",
+    "(syntax error|bad sequence|must precede|need (rcpt|mail) (command|first)|command (not recognized|unrecognized|not implemented)|unrecognized command|invalid command|command out of sequence|unknown command|line too long|pipelining|protocol (error|violation)|5\\.5\\.[0-6]\\b)",
   ],
   [
     "policy",
