@@ -38,7 +38,14 @@ const HEADER =
 
 describe("pmta-ingest classify", () => {
   it("prints the classification of one diagnostic as JSON", async () => {
-    const r = await run(["classify", "smtp;550 5.1.1 <a@b.c>... User unknown", "--status", "5.1.1", "--category", "bad-mailbox"]);
+    const r = await run([
+      "classify",
+      "smtp;550 5.1.1 <a@b.c>... User unknown",
+      "--status",
+      "5.1.1",
+      "--category",
+      "bad-mailbox",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.equal(out.reason, "invalid_mailbox");
@@ -67,7 +74,10 @@ describe("pmta-ingest classify", () => {
     ].join("\n");
     const r = await run(["classify", "--jsonl"], `${input}\n`);
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 8);
     assert.deepEqual([lines[0]?.id, lines[0]?.reason, lines[0]?.hard], ["one", "mailbox_full", false]);
     assert.match(String(lines[1]?.error), /invalid JSON/);
@@ -77,13 +87,21 @@ describe("pmta-ingest classify", () => {
     assert.match(String(lines[4]?.error), /empty line/);
     assert.match(String(lines[5]?.error), /"dsnDiag" must be a string/);
     assert.match(String(lines[6]?.error), /nothing to classify/);
-    assert.deepEqual([lines[7]?.reason, lines[7]?.provider, lines[7]?.hard], ["invalid_mailbox", "gmail", true]);
+    assert.deepEqual(
+      [lines[7]?.reason, lines[7]?.provider, lines[7]?.hard],
+      ["invalid_mailbox", "gmail", true],
+    );
   });
 
   it("uses an operator rules file and reports a broken one by file and line", async () => {
     const good = join(dir, "rules.txt");
     writeFileSync(good, "# ours\nmessages from==>Hard\n");
-    const r = await run(["classify", "--rules", good, "smtp;550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent."]);
+    const r = await run([
+      "classify",
+      "--rules",
+      good,
+      "smtp;550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent.",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { hard: boolean }).hard, true);
     const bad = join(dir, "bad-rules.txt");
@@ -114,12 +132,19 @@ describe("pmta-ingest replay", () => {
   it("writes one event per record, sets aside a broken record with its offset, exits 0", async () => {
     const r = await run(["replay", file, "--host", "mta1"]);
     assert.equal(r.code, 0, r.stderr);
-    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(
       events.map((e) => e.kind),
       ["bounce", "bounce", "complaint"],
     );
-    const first = events[0] as { id: string; bounce: { reason: string; hard: boolean }; source: { host: string; offset: number } };
+    const first = events[0] as {
+      id: string;
+      bounce: { reason: string; hard: boolean };
+      source: { host: string; offset: number };
+    };
     assert.deepEqual([first.bounce.reason, first.bounce.hard], ["invalid_mailbox", true]);
     assert.equal(first.source.host, "mta1");
     assert.equal(first.source.offset, HEADER.length + 2);
@@ -138,7 +163,11 @@ describe("pmta-ingest replay", () => {
   it("gives the same ids on every replay of the same bytes", async () => {
     const a = await run(["replay", file]);
     const b = await run(["replay", file, "--types", "b,rb"]);
-    const ids = (s: string) => s.trim().split("\n").map((l) => (JSON.parse(l) as { id: string }).id);
+    const ids = (s: string) =>
+      s
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { id: string }).id);
     assert.deepEqual(ids(b.stdout), ids(a.stdout).slice(0, 2));
   });
 
