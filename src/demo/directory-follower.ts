@@ -24,8 +24,15 @@ interface Followed {
   idlePolls: number;
 }
 
+/** What is left of a finished file: enough to pick it up again if it ever grows. */
+interface Finished {
+  readonly offset: number;
+  readonly state: ReturnType<AccountingDecoder["state"]>;
+}
+
 export class DirectoryFollower {
   private readonly files = new Map<string, Followed>();
+  private readonly finished = new Map<string, Finished>();
   private readonly buf = Buffer.allocUnsafe(256 * 1024);
 
   constructor(private readonly options: FollowerOptions) {}
@@ -48,12 +55,16 @@ export class DirectoryFollower {
         const known = this.files.get(key);
         if (known !== undefined) {
           known.path = path;
-        } else {
-          const handle = await open(path, "r").catch(() => undefined);
-          if (handle !== undefined) {
-            this.files.set(key, { path, handle, decoder: new AccountingDecoder(), offset: 0, idlePolls: 0 });
-          }
+          continue;
         }
+        const done = this.finished.get(key);
+        if (done !== undefined && st.size <= done.offset) continue;
+        const handle = await open(path, "r").catch(() => undefined);
+        if (handle === undefined) continue;
+        const offset = done?.offset ?? 0;
+        const decoder = new AccountingDecoder({ ...(done?.state ?? {}), startOffset: offset });
+        this.finished.delete(key);
+        this.files.set(key, { path, handle, decoder, offset, idlePolls: 0 });
       }
     }
     let total = 0;
@@ -72,7 +83,8 @@ export class DirectoryFollower {
 
   /** Reads every file to its current end, then ends every decoder (a partial tail becomes an error item). */
   async close(): Promise<void> {
-    for (const [key, f] of this.files) await this.finish(key, f);
+    for (const f of this.files.values()) await this.finishForGood(f);
+    this.files.clear();
   }
 
   private async drain(f: Followed): Promise<number> {
@@ -87,11 +99,22 @@ export class DirectoryFollower {
     }
   }
 
+  /**
+   * Closes a quiet file. Its decoder is not ended: a trailing partial record stays unread, and if the
+   * file grows again it is picked up at the last record boundary with the same columns and file key.
+   */
   private async finish(key: string, f: Followed): Promise<void> {
+    await this.drain(f);
+    await f.handle.close();
+    this.files.delete(key);
+    this.finished.set(key, { offset: f.decoder.committedOffset, state: f.decoder.state() });
+  }
+
+  /** End of the run: every open file is read to its end and a trailing partial record is reported. */
+  private async finishForGood(f: Followed): Promise<void> {
     await this.drain(f);
     const rest = f.decoder.end(false);
     if (rest.length > 0) await this.options.onItems(f.path, rest);
     await f.handle.close();
-    this.files.delete(key);
   }
 }
