@@ -19,6 +19,11 @@ function parseColumns(value: string | undefined): readonly string[] | undefined 
   return cols;
 }
 
+function positive(flag: string, value: number): void {
+  if (!(Number.isFinite(value) && value > 0))
+    throw new UsageError(`${flag} must be a positive number (got ${value})`);
+}
+
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   await yargs(argv)
@@ -134,6 +139,11 @@ async function main(argv: string[]): Promise<number> {
           })
           .option("seed", { type: "number", default: 1, describe: "simulator seed" }),
       async (args) => {
+        positive("--rate", args.rate);
+        if (!(args["rotate-every"] >= 0))
+          throw new UsageError("--rotate-every must be 0 (never) or a number of seconds");
+        if (args.duration !== undefined) positive("--duration", args.duration);
+        if (args.records !== undefined) positive("--records", args.records);
         const classifier = await classifierFromRulesFile(args.rules);
         const { runDemo } = await import("../demo/run-demo.js");
         const result = await runDemo(classifier, {

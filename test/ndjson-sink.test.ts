@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, it } from "node:test";
+import { NdjsonFileSink } from "../src/sink/ndjson-file-sink.js";
+
+const dir = mkdtempSync(join(tmpdir(), "pmta-sink-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+it("appends lines and rotates by size, keeping every line", async () => {
+  const path = join(dir, "events.ndjson");
+  const sink = new NdjsonFileSink({ path, maxBytes: 1000, keep: 10 });
+  await sink.open();
+  const lines = Array.from({ length: 100 }, (_, i) => JSON.stringify({ n: i, pad: "x".repeat(40) }));
+  for (let i = 0; i < lines.length; i += 7) await sink.writeLines(lines.slice(i, i + 7));
+  await sink.close();
+  assert.ok(existsSync(`${path}.1`), "rotated at least once");
+  const all: string[] = [];
+  for (let i = 10; i >= 1; i--)
+    if (existsSync(`${path}.${i}`)) all.push(...readFileSync(`${path}.${i}`, "utf8").trim().split("\n"));
+  all.push(...readFileSync(path, "utf8").trim().split("\n"));
+  assert.deepEqual(all, lines);
+});
+
+it("refuses to write when not open, naming the file", async () => {
+  const sink = new NdjsonFileSink({ path: join(dir, "never.ndjson") });
+  await assert.rejects(sink.writeLines(["{}"]), /never\.ndjson is not open/);
+});
