@@ -179,4 +179,18 @@ describe("pmta-ingest replay", () => {
     assert.match(r.stderr, /"reason":"EISDIR"/);
     assert.equal(readFileSync(out, "utf8").trim().split("\n").length, 3);
   });
+
+  it("reads a header-less file with --fallback-columns, flagging its events, and rejects a bad list", async () => {
+    const headerless = join(dir, "headerless.csv");
+    writeFileSync(headerless, "b,2024-05-01 13:13:21+0000,x@y.com,smtp;550 5.1.1 user unknown\n");
+    const r = await run(["replay", headerless, "--fallback-columns", "type,timeLogged,rcpt,dsnDiag"]);
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout) as { recipient: string; bounce: { reason: string }; warnings: string[] };
+    assert.equal(e.recipient, "x@y.com");
+    assert.equal(e.bounce.reason, "invalid_mailbox");
+    assert.match(e.warnings.join(), /fallback column list/);
+    const bad = await run(["replay", headerless, "--fallback-columns", "rcpt,type"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--fallback-columns must start with "type"/);
+  });
 });
