@@ -115,6 +115,42 @@ async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      "run",
+      "tail the accounting files and deliver events until stopped (SIGTERM/SIGINT)",
+      (y) =>
+        y
+          .option("config", {
+            alias: "c",
+            type: "string",
+            describe: "YAML config file (every key can also be given as --key or --a.b)",
+          })
+          // Any config key is accepted as a flag (--stateDir, --batch.maxEvents); the config loader validates them.
+          .strict(false),
+      async (args) => {
+        const { loadRunConfig, ConfigError } = await import("../config/run-config.js");
+        const flags: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(args)) {
+          if (k === "_" || k === "$0" || k === "config" || k === "c" || k.includes("-") || v === undefined)
+            continue;
+          flags[k] = v;
+        }
+        let config: Awaited<ReturnType<typeof loadRunConfig>>;
+        try {
+          config = await loadRunConfig({
+            ...(args.config === undefined ? {} : { file: args.config }),
+            flags,
+            env: process.env,
+          });
+        } catch (err) {
+          if (err instanceof ConfigError) throw new UsageError(err.message);
+          throw err;
+        }
+        const classifier = await classifierFromRulesFile(config.rules);
+        const { runDaemon } = await import("../run/daemon.js");
+        exitCode = await runDaemon(config, classifier);
+      },
+    )
+    .command(
       "demo",
       "run the whole pipeline on a built-in PowerMTA simulator (no external service needed)",
       (y) =>

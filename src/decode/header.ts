@@ -1,3 +1,5 @@
+import { splitFields } from "./field-splitter.js";
+
 /**
  * Column layout of an accounting file. PowerMTA writes one header line naming every column of the
  * union of the configured record types; names can repeat (a real `d,b,f,rb` file carries
@@ -182,3 +184,8 @@ export const PMTA_DEFAULT_COLUMNS: Readonly<Record<string, readonly string[]>> =
 
 /** Columns to use for a header-less row: one list for every type, or a list per record type. */
 export type FallbackColumns = readonly string[] | Readonly<Record<string, readonly string[]>>;
+
+/** Rebuilds a Header from a saved header line (checkpoints keep the line, not the parsed names). */
+export function headerFromLine(line: string): Header {
+  return headerFromRow(splitFields(line, line.includes('"')).values, line);
+}

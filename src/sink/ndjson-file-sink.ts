@@ -1,11 +1,12 @@
-import { once } from "node:events";
-import { createWriteStream, type WriteStream } from "node:fs";
-import { rename, stat } from "node:fs/promises";
+import { type FileHandle, open, rename, stat } from "node:fs/promises";
 
 /**
  * Appends events as NDJSON to a local file (the embedded default output), rotating by size:
- * `events.ndjson` → `events.ndjson.1` → ... up to `keep` old files. Writes honour the stream's
- * backpressure, so a slow disk slows the reader instead of growing memory.
+ * `events.ndjson` → `events.ndjson.1` → ... up to `keep` old files.
+ *
+ * A batch is acknowledged only once its bytes are in the kernel (one write() per batch, awaited),
+ * so a process crash after the acknowledgement cannot lose it; `sync()` adds an fsync, which the
+ * daemon calls before it writes a checkpoint, so a power loss cannot either.
  */
 export interface NdjsonFileSinkOptions {
   readonly path: string;
@@ -19,8 +20,9 @@ export class NdjsonFileSink {
   readonly path: string;
   private readonly maxBytes: number;
   private readonly keep: number;
-  private stream: WriteStream | undefined;
+  private handle: FileHandle | undefined;
   private bytes = 0;
+  private dirty = false;
   written = 0;
 
   constructor(options: NdjsonFileSinkOptions) {
@@ -34,30 +36,40 @@ export class NdjsonFileSink {
       (s) => s.size,
       () => 0,
     );
-    this.stream = await openStream(this.path);
+    this.handle = await open(this.path, "a");
   }
 
-  /** Writes a batch of already-serialised lines (each without its newline). */
+  /** Writes a batch of already-serialised lines (each without its newline); resolves once written. */
   async writeLines(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return;
-    const stream = this.stream;
-    if (stream === undefined) throw new Error(`sink ${this.path} is not open`);
-    const text = `${lines.join("\n")}\n`;
-    const size = Buffer.byteLength(text);
-    if (this.maxBytes > 0 && this.bytes > 0 && this.bytes + size > this.maxBytes) await this.rotate();
-    const ok = (this.stream as WriteStream).write(text);
-    this.bytes += size;
+    if (this.handle === undefined) throw new Error(`sink ${this.path} is not open`);
+    const buf = Buffer.from(`${lines.join("\n")}\n`);
+    if (this.maxBytes > 0 && this.bytes > 0 && this.bytes + buf.length > this.maxBytes) await this.rotate();
+    const handle = this.handle as FileHandle;
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await handle.write(buf, done, buf.length - done);
+      done += bytesWritten;
+    }
+    this.bytes += buf.length;
     this.written += lines.length;
-    if (!ok) await once(this.stream as WriteStream, "drain");
+    this.dirty = true;
+  }
+
+  /** fsync: makes everything acknowledged so far survive a power loss. */
+  async sync(): Promise<void> {
+    if (this.handle === undefined || !this.dirty) return;
+    await this.handle.sync();
+    this.dirty = false;
   }
 
   async close(): Promise<void> {
-    const stream = this.stream;
-    this.stream = undefined;
-    if (stream === undefined) return;
-    await new Promise<void>((resolve, reject) =>
-      stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
-    );
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle === undefined) return;
+    if (this.dirty) await handle.sync();
+    this.dirty = false;
+    await handle.close();
   }
 
   private async rotate(): Promise<void> {
@@ -67,12 +79,6 @@ export class NdjsonFileSink {
     }
     await rename(this.path, `${this.path}.1`);
     this.bytes = 0;
-    this.stream = await openStream(this.path);
+    this.handle = await open(this.path, "a");
   }
-}
-
-async function openStream(path: string): Promise<WriteStream> {
-  const stream = createWriteStream(path, { flags: "a" });
-  await once(stream, "open");
-  return stream;
 }

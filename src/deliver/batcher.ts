@@ -1,0 +1,139 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { crashPoint } from "../checkpoint/crash-point.js";
+import type { Output } from "./output.js";
+
+/** One serialised event on its way out; `ack` is called once the output has acknowledged it. */
+export interface Envelope {
+  readonly line: string;
+  readonly bytes: number;
+  readonly ack: () => void;
+}
+
+export interface BatcherOptions {
+  readonly maxEvents: number;
+  readonly maxBytes: number;
+  readonly maxWaitMs: number;
+  /** Called after every failed attempt (for logs and metrics). */
+  readonly onRetry?: (attempt: number, error: unknown, delayMs: number) => void;
+  /** Called whenever events were acknowledged (the tailer resumes reading, checkpoints advance). */
+  readonly onAcked?: (events: number) => void;
+}
+
+/**
+ * Groups events into batches (by count, bytes and time) and sends them one batch at a time, in
+ * order, retrying a failed send without limit (capped exponential backoff with full jitter): an
+ * event is never dropped here. Everything between `push` and the acknowledgement counts against the
+ * in-flight window the tailer checks before it reads more, so memory stays bounded while the output
+ * is down.
+ */
+export class Batcher {
+  private current: Envelope[] = [];
+  private currentBytes = 0;
+  private readonly queue: Envelope[][] = [];
+  private sending = false;
+  private timer: NodeJS.Timeout | undefined;
+  private events = 0;
+  private bytes = 0;
+  private idleWaiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(
+    private readonly output: Output,
+    private readonly options: BatcherOptions,
+  ) {}
+
+  /** Events handed over and not yet acknowledged. */
+  get inFlightEvents(): number {
+    return this.events;
+  }
+
+  get inFlightBytes(): number {
+    return this.bytes;
+  }
+
+  push(envelope: Envelope): void {
+    this.current.push(envelope);
+    this.currentBytes += envelope.bytes;
+    this.events++;
+    this.bytes += envelope.bytes;
+    if (this.current.length >= this.options.maxEvents || this.currentBytes >= this.options.maxBytes) {
+      this.cut();
+    } else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.cut(), this.options.maxWaitMs);
+    }
+  }
+
+  /** Sends what is collected now, without waiting for the batch to fill. */
+  flush(): void {
+    if (this.current.length > 0) this.cut();
+  }
+
+  /** Resolves once every event pushed so far is acknowledged, or after `timeoutMs` (false). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.flush();
+    if (this.events === 0) return true;
+    const idle = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
+    const timeout = sleep(timeoutMs, false, { ref: false });
+    return Promise.race([idle, timeout]);
+  }
+
+  /** Stops retrying (shutdown after the drain timeout); unacknowledged events are re-read on start. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+
+  private cut(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.current.length === 0) return;
+    this.queue.push(this.current);
+    this.current = [];
+    this.currentBytes = 0;
+    if (!this.sending) void this.sendLoop();
+  }
+
+  private async sendLoop(): Promise<void> {
+    this.sending = true;
+    try {
+      for (let batch = this.queue.shift(); batch !== undefined && !this.stopped; batch = this.queue.shift()) {
+        await this.sendWithRetry(batch);
+        if (this.stopped) return;
+        crashPoint("after-send");
+        let bytes = 0;
+        for (const e of batch) {
+          e.ack();
+          bytes += e.bytes;
+        }
+        this.events -= batch.length;
+        this.bytes -= bytes;
+        this.options.onAcked?.(batch.length);
+        if (this.events === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const w of waiters) w();
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private async sendWithRetry(batch: Envelope[]): Promise<void> {
+    const lines = batch.map((e) => e.line);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.output.send(lines);
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        const cap = Math.min(30_000, 100 * 2 ** Math.min(attempt, 20));
+        const delay = Math.round(Math.random() * cap);
+        this.options.onRetry?.(attempt, err, delay);
+        await sleep(delay);
+      }
+    }
+  }
+}

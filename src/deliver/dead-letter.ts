@@ -1,0 +1,42 @@
+import { type FileHandle, open } from "node:fs/promises";
+
+/**
+ * What cannot be delivered is written here instead of being dropped: one JSON line per record with
+ * where it was (file, device/inode, byte range), why, and the first KiB of its bytes. Each entry is
+ * fsynced before the checkpoint may move past the record, so a crash cannot lose it either.
+ */
+export interface DeadLetterEntry {
+  readonly time: string;
+  readonly input: string;
+  readonly file: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly offset: number;
+  readonly end: number;
+  readonly length: number;
+  /** `partial-record`, `record-too-long`, `unterminated-quote`, or a delivery rejection. */
+  readonly reason: string;
+  readonly detail: string;
+  /** The first KiB of the record's bytes (UTF-8, invalid sequences replaced). */
+  readonly preview?: string;
+}
+
+export class DeadLetterFile {
+  private handle: FileHandle | undefined;
+  count = 0;
+
+  constructor(readonly path: string) {}
+
+  async append(entry: DeadLetterEntry): Promise<void> {
+    this.handle ??= await open(this.path, "a");
+    await this.handle.write(`${JSON.stringify(entry)}\n`);
+    await this.handle.sync();
+    this.count++;
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    await h?.close();
+  }
+}

@@ -1,0 +1,258 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type FSWatcher, watch } from "chokidar";
+import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
+import { crashPoint } from "../checkpoint/crash-point.js";
+import type { Classifier } from "../classify/classifier.js";
+import { log } from "../cli/log.js";
+import type { RunConfig } from "../config/run-config.js";
+import { Batcher } from "../deliver/batcher.js";
+import { DeadLetterFile } from "../deliver/dead-letter.js";
+import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
+import { buildEvent } from "../event/build-event.js";
+import { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
+import { Tailer } from "../tail/tailer.js";
+
+/** Counters the daemon keeps (exported as Prometheus metrics by the observability issue). */
+export interface DaemonCounters {
+  records: number;
+  events: number;
+  deadLetters: number;
+  checkpointsWritten: number;
+  checkpointFailures: number;
+  checkpointInvalidated: number;
+  rotations: number;
+  truncations: number;
+  lostUnreadBytes: number;
+  retries: number;
+}
+
+/**
+ * `pmta-ingest run`: tail → decode → classify → batch → deliver → checkpoint, until SIGTERM/SIGINT.
+ *
+ * Crash safety rests on one ordering: a checkpoint is written only after the output has acknowledged
+ * (and, for the file output, fsynced) every record before its offset, and dead letters are fsynced
+ * before the offset moves past them. A crash anywhere therefore re-reads at most what was in flight.
+ */
+export async function runDaemon(config: RunConfig, classifier: Classifier): Promise<number> {
+  const counters: DaemonCounters = {
+    records: 0,
+    events: 0,
+    deadLetters: 0,
+    checkpointsWritten: 0,
+    checkpointFailures: 0,
+    checkpointInvalidated: 0,
+    rotations: 0,
+    truncations: 0,
+    lostUnreadBytes: 0,
+    retries: 0,
+  };
+
+  const store = new CheckpointStore(config.stateDir);
+  const loaded = await store.load();
+  for (const problem of loaded.problems) {
+    log("error", "checkpoint store damaged; using an older generation or the start policy", { problem });
+  }
+  log("info", "starting", {
+    inputs: config.inputs.map((i) => ({ name: i.name, path: i.path, archive: i.archive })),
+    stateDir: config.stateDir,
+    checkpoint: {
+      source: loaded.source,
+      generation: loaded.snapshot.generation,
+      files: loaded.snapshot.files.length,
+    },
+  });
+
+  let output: Output;
+  if (config.output.kind === "file") {
+    const sink = new NdjsonFileSink({
+      path: config.output.path,
+      maxBytes: config.output.maxBytes,
+      keep: config.output.keep,
+    });
+    await sink.open();
+    output = fileOutput(sink);
+  } else if (config.output.kind === "stdout") {
+    output = stdoutOutput();
+  } else {
+    throw new Error("the http output is not available in this version yet; use output.file or output.stdout");
+  }
+
+  // Acknowledged but not yet covered by a checkpoint: re-sent after a crash, so counted in the window.
+  let uncheckpointed = 0;
+  let wakeUp: (() => void) | undefined;
+  const wake = (): void => {
+    const w = wakeUp;
+    wakeUp = undefined;
+    w?.();
+  };
+  const waitForWake = async (ms: number): Promise<void> => {
+    const woken = new Promise<void>((resolve) => {
+      wakeUp = resolve;
+    });
+    const ac = new AbortController();
+    await Promise.race([woken, sleep(ms, undefined, { signal: ac.signal }).catch(() => undefined)]);
+    ac.abort();
+  };
+
+  const batcher = new Batcher(output, {
+    ...config.batch,
+    onRetry: (attempt, error, delayMs) => {
+      counters.retries++;
+      if (attempt === 1 || attempt % 10 === 0) {
+        log("warn", "output failed; retrying", {
+          output: output.name,
+          attempt,
+          delayMs,
+          error: String(error),
+        });
+      }
+    },
+    onAcked: (n) => {
+      uncheckpointed += n;
+      wake();
+    },
+  });
+  const deadLetter = new DeadLetterFile(config.deadLetterPath);
+  const ctxFor = (file: string) => ({ host: config.host, file, classifier });
+
+  const tailer = new Tailer(
+    {
+      inputs: config.inputs,
+      startAt: config.startAt,
+      maxRecordBytes: config.maxRecordBytes,
+      sealAfterMs: config.sealAfterMs,
+      maxOpenFiles: config.maxOpenFiles,
+    },
+    {
+      hasRoom: () =>
+        batcher.inFlightEvents < config.inFlight.maxEvents &&
+        batcher.inFlightBytes < config.inFlight.maxBytes,
+      record: (file, item, ack) => {
+        counters.records++;
+        const line = JSON.stringify(buildEvent(item, ctxFor(file.path)));
+        counters.events++;
+        batcher.push({ line, bytes: line.length, ack });
+      },
+      deadLetter: async (file, item, preview) => {
+        counters.deadLetters++;
+        await deadLetter.append({
+          time: new Date().toISOString(),
+          input: file.input.name,
+          file: file.path,
+          dev: file.dev,
+          ino: file.ino,
+          offset: item.offset,
+          end: item.end,
+          length: item.end - item.offset,
+          reason: item.reason,
+          detail: item.message,
+          preview,
+        });
+        log("warn", "record set aside in the dead-letter file", {
+          input: file.input.name,
+          file: file.path,
+          offset: item.offset,
+          length: item.end - item.offset,
+          reason: item.reason,
+          deadLetter: config.deadLetterPath,
+        });
+      },
+      log,
+      count: (name, by = 1) => {
+        if (name === "checkpoint_invalidated") counters.checkpointInvalidated += by;
+        else if (name === "rotation") counters.rotations += by;
+        else if (name === "truncation") counters.truncations += by;
+        else counters.lostUnreadBytes += by;
+      },
+    },
+  );
+  tailer.restore(loaded.snapshot.files);
+
+  let lastSignature = "";
+  let lastCheckpointAt = 0;
+  const checkpoint = async (force: boolean): Promise<void> => {
+    const t = performance.now();
+    const windowPressure = uncheckpointed * 2 >= config.inFlight.maxEvents;
+    if (!force && !windowPressure && t - lastCheckpointAt < config.checkpointIntervalMs) return;
+    const covered = uncheckpointed;
+    const signature = tailer.progressSignature();
+    if (signature === lastSignature) return;
+    crashPoint("after-ack-before-ckpt");
+    try {
+      // Acknowledged bytes must be durable at the output before the offset that covers them is.
+      await output.sync();
+      const nowMs = Date.now();
+      const entries = await tailer.checkpoints(nowMs);
+      const kept = store.expire(entries, config.checkpointRetentionMs, nowMs, (e) => e.updatedAt === nowMs);
+      tailer.forget(kept);
+      await store.save(kept);
+      counters.checkpointsWritten++;
+      uncheckpointed -= covered;
+      lastSignature = signature;
+      lastCheckpointAt = t;
+    } catch (err) {
+      counters.checkpointFailures++;
+      log("error", "checkpoint write failed; will retry", { stateDir: config.stateDir, error: String(err) });
+      lastCheckpointAt = t;
+    }
+  };
+
+  const watchers: FSWatcher[] = [];
+  for (const input of config.inputs) {
+    for (const dir of [input.dir, input.archive]) {
+      if (dir === undefined) continue;
+      // A wake-up hint only: rotations can be missed (reference §6); the periodic listing is the truth.
+      const w = watch(dir, { ignoreInitial: true, depth: 0, atomic: false });
+      w.on("all", () => wake());
+      w.on("error", (err) =>
+        log("warn", "directory watcher error; relying on periodic listing", { dir, error: String(err) }),
+      );
+      watchers.push(w);
+    }
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (!stopping) log("info", "stopping", { signal });
+    stopping = true;
+    wake();
+  };
+  const onTerm = () => stop("SIGTERM");
+  const onInt = () => stop("SIGINT");
+  process.on("SIGTERM", onTerm);
+  process.on("SIGINT", onInt);
+
+  let lastScan = -Number.MAX_VALUE;
+  try {
+    while (!stopping) {
+      const t = performance.now();
+      if (t - lastScan >= config.rescanIntervalMs) {
+        await tailer.scan();
+        lastScan = t;
+      }
+      const progressed = await tailer.readRound();
+      await tailer.sealRound();
+      await checkpoint(false);
+      if (!progressed && !stopping)
+        await waitForWake(Math.min(config.rescanIntervalMs, config.checkpointIntervalMs));
+    }
+  } finally {
+    process.removeListener("SIGTERM", onTerm);
+    process.removeListener("SIGINT", onInt);
+    await Promise.all(watchers.map((w) => w.close()));
+    const drained = await batcher.drain(config.drainTimeoutMs);
+    if (!drained) {
+      log("warn", "drain timeout: events not acknowledged will be read again on start", {
+        events: batcher.inFlightEvents,
+        drainTimeoutMs: config.drainTimeoutMs,
+      });
+    }
+    batcher.stop();
+    await checkpoint(true);
+    await tailer.close();
+    await output.close();
+    await deadLetter.close();
+    log("info", "stopped", { ...counters });
+  }
+  return 0;
+}

@@ -1,0 +1,62 @@
+import { createHash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
+
+/**
+ * A file is identified by (device, inode) — PowerMTA's move-to is a rename on the same volume, so
+ * the pair survives rotation — and guarded by content: a hash of the file's head and of the bytes
+ * just before the checkpoint offset. ext4 hands a freed inode to the next new file at once, and every
+ * accounting file starts with the same header line, so neither the inode nor the first line alone can
+ * tell an old file from a new one.
+ */
+export const HEAD_BYTES = 1024;
+export const ANCHOR_BYTES = 64;
+
+export function identityKey(dev: number, ino: number): string {
+  return `${dev}:${ino}`;
+}
+
+export async function hashRange(handle: FileHandle, start: number, length: number): Promise<string> {
+  const buf = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buf, done, length - done, start + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return createHash("sha256").update(buf.subarray(0, done)).digest("hex");
+}
+
+export interface ContentMarks {
+  readonly headHash: string;
+  readonly headLen: number;
+  readonly anchorHash: string;
+  readonly anchorLen: number;
+}
+
+/** Hashes of the head (up to HEAD_BYTES, never past `offset` or the file size) and of the bytes before `offset`. */
+export async function contentMarks(handle: FileHandle, size: number, offset: number): Promise<ContentMarks> {
+  const headLen = Math.min(HEAD_BYTES, size);
+  const anchorLen = Math.min(ANCHOR_BYTES, offset);
+  return {
+    headHash: await hashRange(handle, 0, headLen),
+    headLen,
+    anchorHash: await hashRange(handle, offset - anchorLen, anchorLen),
+    anchorLen,
+  };
+}
+
+export type Verdict = "same" | "truncated" | "different-head" | "different-anchor";
+
+/** Whether a checkpoint taken on a file still describes the file now open at the same (dev, ino). */
+export async function verifyMarks(
+  handle: FileHandle,
+  size: number,
+  offset: number,
+  marks: ContentMarks,
+): Promise<Verdict> {
+  if (size < offset || size < marks.headLen) return "truncated";
+  if ((await hashRange(handle, 0, marks.headLen)) !== marks.headHash) return "different-head";
+  if ((await hashRange(handle, offset - marks.anchorLen, marks.anchorLen)) !== marks.anchorHash)
+    return "different-anchor";
+  return "same";
+}

@@ -1,0 +1,555 @@
+import type { FileHandle } from "node:fs/promises";
+import { open } from "node:fs/promises";
+import type { FileCheckpoint } from "../checkpoint/checkpoint-store.js";
+import { crashPoint } from "../checkpoint/crash-point.js";
+import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../decode/accounting-decoder.js";
+import { headerFromLine, isHeaderRow } from "../decode/header.js";
+import { AckTracker } from "./ack-tracker.js";
+import { type DiscoveredFile, listInputFiles, oldestFirst } from "./discover.js";
+import { type ContentMarks, contentMarks, identityKey, verifyMarks } from "./file-identity.js";
+
+/**
+ * The tailer: discovers accounting files, reads each from its checkpoint through one descriptor that
+ * follows the file into the archive, decodes records and hands them on, and keeps per file the
+ * offset up to which the output acknowledged everything. It owns no policy about delivery; the
+ * daemon wires it to the batcher, the dead-letter file and the checkpoint store.
+ */
+
+export interface TailerInput {
+  readonly name: string;
+  readonly dir: string;
+  readonly pattern: RegExp;
+  readonly archive?: string;
+  readonly types?: readonly string[];
+  readonly fallbackColumns?: readonly string[];
+}
+
+export type StartPolicy =
+  | { readonly kind: "beginning" }
+  | { readonly kind: "end" }
+  | { readonly kind: "max-age"; readonly ms: number };
+
+export interface TailerOptions {
+  readonly inputs: readonly TailerInput[];
+  readonly startAt: StartPolicy;
+  readonly maxRecordBytes: number;
+  readonly sealAfterMs: number;
+  readonly maxOpenFiles: number;
+  readonly readChunkBytes?: number;
+}
+
+/** What the tailer needs from the rest of the daemon. */
+export interface TailerSink {
+  /** Room for more events? (the in-flight window) */
+  hasRoom(): boolean;
+  /** One record to deliver; `ack` must be called once the output acknowledged it. */
+  record(file: TrackedFileView, item: Extract<DecodedItem, { kind: "record" }>, ack: () => void): void;
+  /** A span that cannot be delivered; resolves once it is durably recorded. */
+  deadLetter(
+    file: TrackedFileView,
+    item: Extract<DecodedItem, { kind: "error" }>,
+    preview: string,
+  ): Promise<void>;
+  log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void;
+  /** Counters for metrics. */
+  count(name: "checkpoint_invalidated" | "rotation" | "truncation" | "lost_unread_bytes", by?: number): void;
+}
+
+export interface TrackedFileView {
+  readonly key: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly input: TailerInput;
+  readonly path: string;
+}
+
+interface Tracked extends TrackedFileView {
+  path: string;
+  name: string;
+  live: boolean;
+  present: boolean;
+  newerExists: boolean;
+  size: number;
+  mtimeMs: number;
+  lastGrowthAt: number;
+  handle: FileHandle | undefined;
+  readOffset: number;
+  decoder: AccountingDecoder;
+  tracker: AckTracker;
+  finished: boolean;
+  /** Decoded items not yet handed on because the window was full (at most one read chunk's worth). */
+  backlog: DecodedItem[];
+  /** Content marks computed for the last saved checkpoint offset (reused while the offset holds). */
+  marks: ContentMarks | undefined;
+  marksOffset: number;
+}
+
+const now = (): number => performance.now();
+
+export class Tailer {
+  private readonly files = new Map<string, Tracked>();
+  /** Checkpoint entries of files not (yet) seen on disk: kept until retention drops them. */
+  private readonly restored = new Map<string, FileCheckpoint>();
+  private readonly missingReported = new Set<string>();
+  private initialScanDone = false;
+  private readonly chunk: Buffer;
+
+  constructor(
+    private readonly options: TailerOptions,
+    private readonly sink: TailerSink,
+  ) {
+    this.chunk = Buffer.allocUnsafe(options.readChunkBytes ?? 256 * 1024);
+  }
+
+  /** Checkpoints loaded at start; files are matched to them as they are discovered. */
+  restore(entries: readonly FileCheckpoint[]): void {
+    for (const e of entries) this.restored.set(identityKey(e.dev, e.ino), e);
+  }
+
+  get openDescriptors(): number {
+    let n = 0;
+    for (const f of this.files.values()) if (f.handle !== undefined) n++;
+    return n;
+  }
+
+  get trackedFiles(): number {
+    return this.files.size;
+  }
+
+  /** Bytes on disk not yet read, per input (the lag). */
+  unreadBytes(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const f of this.files.values()) {
+      if (f.finished) continue;
+      out.set(f.input.name, (out.get(f.input.name) ?? 0) + Math.max(0, f.size - f.readOffset));
+    }
+    return out;
+  }
+
+  /** Lists every input's directories and reconciles them with what is tracked. */
+  async scan(): Promise<void> {
+    for (const input of this.options.inputs) {
+      const listing = await listInputFiles(input);
+      for (const dir of listing.missing) {
+        if (!this.missingReported.has(dir)) {
+          this.missingReported.add(dir);
+          this.sink.log("warn", "directory does not exist yet; waiting for it", { input: input.name, dir });
+        }
+      }
+      for (const dir of this.missingReported) {
+        if (!listing.missing.includes(dir) && (dir === input.dir || dir === input.archive)) {
+          this.missingReported.delete(dir);
+          this.sink.log("info", "directory appeared", { input: input.name, dir });
+        }
+      }
+      const seen = new Set<string>();
+      for (const f of listing.files) {
+        const key = identityKey(f.dev, f.ino);
+        seen.add(key);
+        const t = this.files.get(key);
+        if (t === undefined) await this.adopt(f, input);
+        else this.update(t, f);
+      }
+      for (const t of this.files.values()) {
+        if (t.input !== input || seen.has(t.key)) continue;
+        if (t.present) {
+          t.present = false;
+          if (!t.finished && t.handle === undefined && t.size > t.tracker.ackedOffset) {
+            const lost = t.size - t.readOffset;
+            this.sink.count("lost_unread_bytes", lost);
+            this.sink.log("error", "file deleted before it was read to the end", {
+              input: input.name,
+              file: t.path,
+              unreadBytes: lost,
+              hint: "PowerMTA or a cleanup job removed it; raise retention in the archive directory",
+            });
+          }
+        }
+      }
+      this.markNewest(input);
+    }
+    this.initialScanDone = true;
+  }
+
+  /**
+   * Reads from files with unread bytes, oldest first, while the in-flight window has room.
+   * Returns whether any byte was read.
+   */
+  async readRound(): Promise<boolean> {
+    let progressed = false;
+    const order = [...this.files.values()].filter((f) => !f.finished).sort(oldestFirst);
+    for (const t of order) {
+      if (t.backlog.length > 0) {
+        await this.handOn(t, []);
+        if (t.backlog.length > 0) break; // still no room
+        progressed = true;
+      }
+      if (!this.sink.hasRoom()) break;
+      if (t.handle === undefined) {
+        if (t.readOffset >= t.size && t.present) continue;
+        if (this.openDescriptors >= this.options.maxOpenFiles) continue;
+        try {
+          t.handle = await open(t.path, "r");
+        } catch (err) {
+          this.sink.log("warn", "cannot open file", {
+            input: t.input.name,
+            file: t.path,
+            reason: (err as NodeJS.ErrnoException).code,
+          });
+          continue;
+        }
+      }
+      // fstat through the descriptor: it sees growth of a file renamed or deleted since the listing.
+      const st = await t.handle.stat();
+      if (st.size > t.size) t.lastGrowthAt = now();
+      if (st.size < t.readOffset) {
+        this.truncated(t, st.size);
+        continue;
+      }
+      t.size = st.size;
+      while (t.readOffset < t.size && this.sink.hasRoom() && t.backlog.length === 0) {
+        const want = Math.min(this.chunk.length, t.size - t.readOffset);
+        const { bytesRead } = await t.handle.read(this.chunk, 0, want, t.readOffset);
+        if (bytesRead === 0) break;
+        crashPoint("after-read");
+        const items = t.decoder.push(this.chunk.subarray(0, bytesRead));
+        t.readOffset += bytesRead;
+        progressed = true;
+        await this.handOn(t, items);
+      }
+    }
+    return progressed;
+  }
+
+  /**
+   * Finishes files that can no longer grow: not the newest live file of their input (or moved to the
+   * archive, or deleted), read to the end, and quiet for `sealAfterMs` — PowerMTA may still append
+   * through its old descriptor for a moment after the move. A trailing partial record then goes to
+   * the dead-letter file, and the descriptor is closed.
+   */
+  async sealRound(): Promise<void> {
+    const t0 = now();
+    for (const t of this.files.values()) {
+      if (t.finished) continue;
+      const retired = !t.live || t.newerExists || !t.present;
+      if (
+        !retired ||
+        t.readOffset < t.size ||
+        t.backlog.length > 0 ||
+        t0 - t.lastGrowthAt < this.options.sealAfterMs
+      ) {
+        continue;
+      }
+      if (t.handle !== undefined) {
+        const st = await t.handle.stat();
+        if (st.size !== t.size) {
+          t.size = st.size;
+          t.lastGrowthAt = t0;
+          continue;
+        }
+      }
+      await this.handOn(t, t.decoder.end(false));
+      t.finished = true;
+      this.sink.log("info", "file finished", { input: t.input.name, file: t.path, bytes: t.size });
+    }
+    // A finished file keeps its descriptor until every record is acknowledged and the marks for its
+    // final offset are taken through it: by then the path may name another file, or none.
+    for (const t of this.files.values()) {
+      if (!t.finished || t.handle === undefined || t.tracker.pending > 0 || t.backlog.length > 0) continue;
+      const offset = t.tracker.ackedOffset;
+      t.marks = await contentMarks(t.handle, Math.max(t.size, offset), offset);
+      t.marksOffset = offset;
+      await t.handle.close();
+      t.handle = undefined;
+    }
+    // Files gone from disk and finished need no descriptor and no tracking beyond their checkpoint.
+    for (const [key, t] of this.files) {
+      if (!t.present && t.finished && t.tracker.pending === 0) {
+        this.files.delete(key);
+      }
+    }
+  }
+
+  /**
+   * Checkpoint entries for every file: the acknowledged offset with content marks computed at it,
+   * plus the remembered entries of files no longer tracked (kept until retention drops them).
+   */
+  async checkpoints(nowMs: number): Promise<FileCheckpoint[]> {
+    const out: FileCheckpoint[] = [];
+    const trackedKeys = new Set<string>();
+    for (const t of this.files.values()) {
+      trackedKeys.add(t.key);
+      const offset = t.tracker.ackedOffset;
+      if (t.marks === undefined || t.marksOffset !== offset) {
+        const handle = t.handle ?? (await open(t.path, "r").catch(() => undefined));
+        if (handle === undefined) {
+          // Renamed or deleted since we last looked: keep the last saved entry (behind, never ahead).
+          const previous = this.restored.get(t.key);
+          if (previous !== undefined) out.push(previous);
+          continue;
+        }
+        try {
+          t.marks = await contentMarks(handle, Math.max(t.size, offset), offset);
+          t.marksOffset = offset;
+        } finally {
+          if (handle !== t.handle) await handle.close();
+        }
+      }
+      const state = t.decoder.state();
+      const entry: FileCheckpoint = {
+        dev: t.dev,
+        ino: t.ino,
+        input: t.input.name,
+        path: t.path,
+        offset,
+        headHash: t.marks.headHash,
+        headLen: t.marks.headLen,
+        anchorHash: t.marks.anchorHash,
+        anchorLen: t.marks.anchorLen,
+        ...(state.header === undefined ? {} : { header: state.header.line }),
+        ...(state.fileKey === undefined ? {} : { fileKey: state.fileKey }),
+        finished: t.finished && t.tracker.pending === 0 && offset >= t.size,
+        // Retention counts from the last time the file was seen on disk.
+        updatedAt: t.present ? nowMs : (this.restored.get(t.key)?.updatedAt ?? nowMs),
+      };
+      this.restored.set(t.key, entry);
+      out.push(entry);
+    }
+    for (const [key, e] of this.restored) if (!trackedKeys.has(key)) out.push(e);
+    return out;
+  }
+
+  /** Drops remembered entries (the store decided they expired). */
+  forget(keep: readonly FileCheckpoint[]): void {
+    const keys = new Set(keep.map((e) => identityKey(e.dev, e.ino)));
+    for (const key of this.restored.keys()) if (!keys.has(key)) this.restored.delete(key);
+  }
+
+  /** A fingerprint of acknowledged progress: when unchanged, no checkpoint needs writing. */
+  progressSignature(): string {
+    let sig = "";
+    for (const t of this.files.values()) sig += `${t.key}@${t.tracker.ackedOffset}${t.finished ? "f" : ""};`;
+    return sig;
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.files.values()) {
+      await t.handle?.close();
+      t.handle = undefined;
+    }
+  }
+
+  private update(t: Tracked, f: DiscoveredFile): void {
+    if (t.path !== f.path) {
+      if (t.live && !f.live) this.sink.count("rotation");
+      t.path = f.path;
+      t.name = f.name;
+    }
+    t.live = f.live;
+    t.present = true;
+    t.mtimeMs = f.mtimeMs;
+    if (f.size < t.readOffset && t.handle === undefined) {
+      this.truncated(t, f.size);
+      return;
+    }
+    if (f.size > t.size) {
+      t.size = f.size;
+      t.lastGrowthAt = now();
+      if (t.finished) {
+        // Grew after it was finished (a very late write): pick it up again where it ended.
+        this.sink.log("warn", "finished file grew again; reading the new bytes", {
+          input: t.input.name,
+          file: t.path,
+        });
+        t.finished = false;
+        t.decoder = new AccountingDecoder({
+          ...this.decoderOptions(t.input),
+          ...t.decoder.state(),
+          startOffset: t.tracker.ackedOffset,
+        });
+        t.readOffset = t.tracker.ackedOffset;
+      }
+    }
+  }
+
+  private truncated(t: Tracked, size: number): void {
+    this.sink.count("truncation");
+    this.sink.log(
+      "warn",
+      "file shrank below the read offset (truncated or rewritten); reading it again from the start",
+      {
+        input: t.input.name,
+        file: t.path,
+        size,
+        offset: t.readOffset,
+      },
+    );
+    // Acks still in flight for the old content go to the old tracker and are ignored.
+    t.tracker = new AckTracker(0);
+    t.backlog = [];
+    t.decoder = new AccountingDecoder(this.decoderOptions(t.input));
+    t.readOffset = 0;
+    t.size = size;
+    t.finished = false;
+    t.marks = undefined;
+    t.lastGrowthAt = now();
+  }
+
+  private decoderOptions(input: TailerInput): DecoderOptions {
+    return {
+      maxRecordBytes: this.options.maxRecordBytes,
+      ...(input.fallbackColumns === undefined ? {} : { fallbackColumns: input.fallbackColumns }),
+    };
+  }
+
+  private async adopt(f: DiscoveredFile, input: TailerInput): Promise<void> {
+    const key = identityKey(f.dev, f.ino);
+    const cp = this.restored.get(key);
+    let start = 0;
+    let header: string | undefined;
+    let fileKey: string | undefined;
+    let finished = false;
+    let marks: ContentMarks | undefined;
+    const handle = await open(f.path, "r").catch(() => undefined);
+    if (handle === undefined) return; // vanished or unreadable: the next scan tries again
+    try {
+      if (cp !== undefined) {
+        const verdict = await verifyMarks(handle, f.size, cp.offset, cp);
+        if (verdict === "same") {
+          start = cp.offset;
+          header = cp.header;
+          fileKey = cp.fileKey;
+          finished = cp.finished && f.size === cp.offset;
+        } else {
+          this.sink.count("checkpoint_invalidated");
+          this.sink.log("warn", "checkpoint does not match the file on disk; reading it from the start", {
+            input: input.name,
+            file: f.path,
+            reason: verdict,
+            checkpointOffset: cp.offset,
+            size: f.size,
+            hint: "inode reused by a new file, or the file was truncated or rewritten",
+          });
+        }
+      } else if (!this.initialScanDone && this.options.startAt.kind !== "beginning") {
+        const policy = this.options.startAt;
+        const skip =
+          policy.kind === "end" || (policy.kind === "max-age" && Date.now() - f.mtimeMs > policy.ms);
+        if (skip) {
+          [start, header] = await endBoundary(handle, f.size);
+          this.sink.log("info", "no checkpoint; starting at the end as configured (startAt)", {
+            input: input.name,
+            file: f.path,
+            skippedBytes: start,
+          });
+        }
+      }
+      // Marks for the starting offset, taken now while the file is open: a checkpoint written before
+      // any progress must not depend on reopening a path that a rotation may already have renamed.
+      marks = await contentMarks(handle, f.size, start);
+    } finally {
+      await handle.close();
+    }
+    const decoder = new AccountingDecoder({
+      ...this.decoderOptions(input),
+      startOffset: start,
+      ...(header === undefined ? {} : { header: headerFromLine(header) }),
+      ...(fileKey === undefined ? {} : { fileKey }),
+    });
+    const t: Tracked = {
+      key,
+      dev: f.dev,
+      ino: f.ino,
+      input,
+      path: f.path,
+      name: f.name,
+      live: f.live,
+      present: true,
+      newerExists: false,
+      size: f.size,
+      mtimeMs: f.mtimeMs,
+      lastGrowthAt: now(),
+      handle: undefined,
+      readOffset: start,
+      decoder,
+      tracker: new AckTracker(start),
+      finished,
+      backlog: [],
+      marks,
+      marksOffset: start,
+    };
+    this.files.set(key, t);
+  }
+
+  /** Per input: every live file but the newest is retired (PowerMTA started a new one). */
+  private markNewest(input: TailerInput): void {
+    const live = [...this.files.values()]
+      .filter((t) => t.input === input && t.live && t.present)
+      .sort(oldestFirst);
+    live.forEach((t, i) => {
+      t.newerExists = i < live.length - 1;
+    });
+  }
+
+  /**
+   * Hands decoded items on in file order. A record waits in the file's backlog while the window is
+   * full, so the window — and with it the number of records a crash can make us send again — is
+   * exact, not overshot by a read chunk.
+   */
+  private async handOn(t: Tracked, items: DecodedItem[]): Promise<void> {
+    const tracker = t.tracker;
+    const types = t.input.types;
+    const queue = t.backlog.length === 0 ? items : t.backlog.concat(items);
+    let i = 0;
+    for (; i < queue.length; i++) {
+      const item = queue[i] as DecodedItem;
+      if (item.kind === "record") {
+        if (types !== undefined && !types.includes(item.type)) {
+          tracker.add(item.offset, item.end, true);
+          continue;
+        }
+        if (!this.sink.hasRoom()) break;
+        tracker.add(item.offset, item.end);
+        const start = item.offset;
+        this.sink.record(t, item, () => tracker.ack(start));
+      } else if (item.kind === "error") {
+        const preview = await this.preview(t, item.offset, item.end);
+        await this.sink.deadLetter(t, item, preview);
+        tracker.add(item.offset, item.end, true);
+      } else {
+        tracker.add(item.offset, item.end, true);
+      }
+    }
+    t.backlog = i === queue.length ? [] : queue.slice(i);
+  }
+
+  private async preview(t: Tracked, start: number, end: number): Promise<string> {
+    const handle = t.handle ?? (await open(t.path, "r").catch(() => undefined));
+    if (handle === undefined) return "";
+    try {
+      const buf = Buffer.alloc(Math.min(1024, end - start));
+      const { bytesRead } = await handle.read(buf, 0, buf.length, start);
+      return buf.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      if (handle !== t.handle) await handle.close();
+    }
+  }
+}
+
+/** For startAt=end: the offset after the last complete line, and the file's header line if it has one. */
+async function endBoundary(handle: FileHandle, size: number): Promise<[number, string | undefined]> {
+  const headBuf = Buffer.alloc(Math.min(size, 64 * 1024));
+  await handle.read(headBuf, 0, headBuf.length, 0);
+  const firstLf = headBuf.indexOf(0x0a);
+  let header: string | undefined;
+  if (firstLf > 0) {
+    let line = headBuf.subarray(0, firstLf).toString("utf8").replace(/\r$/, "");
+    if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    if (isHeaderRow(line.split(",")[0] ?? "")) header = line;
+  }
+  const tailLen = Math.min(size, 1024 * 1024);
+  const tail = Buffer.alloc(tailLen);
+  await handle.read(tail, 0, tailLen, size - tailLen);
+  const lastLf = tail.lastIndexOf(0x0a);
+  return [lastLf < 0 ? 0 : size - tailLen + lastLf + 1, header];
+}
