@@ -197,13 +197,18 @@ export async function runDaemon(config: RunConfig, classifier: Classifier): Prom
     }
   };
 
+  let lastScan = -Number.MAX_VALUE;
+  let scanRequested = false;
   const watchers: FSWatcher[] = [];
   for (const input of config.inputs) {
     for (const dir of [input.dir, input.archive]) {
       if (dir === undefined) continue;
       // A wake-up hint only: rotations can be missed (reference §6); the periodic listing is the truth.
       const w = watch(dir, { ignoreInitial: true, depth: 0, atomic: false });
-      w.on("all", () => wake());
+      w.on("all", () => {
+        scanRequested = true;
+        wake();
+      });
       w.on("error", (err) =>
         log("warn", "directory watcher error; relying on periodic listing", { dir, error: String(err) }),
       );
@@ -222,11 +227,11 @@ export async function runDaemon(config: RunConfig, classifier: Classifier): Prom
   process.on("SIGTERM", onTerm);
   process.on("SIGINT", onInt);
 
-  let lastScan = -Number.MAX_VALUE;
   try {
     while (!stopping) {
       const t = performance.now();
-      if (t - lastScan >= config.rescanIntervalMs) {
+      if (scanRequested || t - lastScan >= config.rescanIntervalMs) {
+        scanRequested = false;
         await tailer.scan();
         lastScan = t;
       }

@@ -252,10 +252,13 @@ export class Tailer {
       t.finished = true;
       this.sink.log("info", "file finished", { input: t.input.name, file: t.path, bytes: t.size });
     }
-    // A finished file keeps its descriptor until every record is acknowledged and the marks for its
-    // final offset are taken through it: by then the path may name another file, or none.
+    // A retired file read to its end gives its descriptor back once every record is acknowledged and
+    // the marks for that offset are taken through it (the path may soon name another file, or none).
+    // It is not finished yet — a late write shows up in the next listing and reopens it — but a
+    // rotation storm must not pin a descriptor per file for the whole seal period.
     for (const t of this.files.values()) {
-      if (!t.finished || t.handle === undefined || t.tracker.pending > 0 || t.backlog.length > 0) continue;
+      const idle = t.finished || ((!t.live || t.newerExists) && t.present && t.readOffset >= t.size);
+      if (!idle || t.handle === undefined || t.tracker.pending > 0 || t.backlog.length > 0) continue;
       const offset = t.tracker.ackedOffset;
       t.marks = await contentMarks(t.handle, Math.max(t.size, offset), offset);
       t.marksOffset = offset;
