@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { CheckpointStore } from "../src/checkpoint/checkpoint-store.js";
 import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
@@ -164,6 +165,111 @@ describe("pmta-ingest run (tailer)", () => {
     );
     run.child.kill("SIGTERM");
     assert.equal((await run.exited).code, 0);
+    await sim.stop();
+  });
+
+  it("re-reads a file truncated while running (copytruncate) from the start", async () => {
+    const ws = workspace();
+    const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 14, streams: ["bounces"] });
+    const run = startRun(ws);
+    await sim.writeRecords(30);
+    await allDelivered(ws, sim, run.stderr);
+    await sim.truncateLive("bounces");
+    await sim.writeRecords(10);
+    const live = () => sim.records().filter((r) => r.fate === undefined);
+    await waitUntil(
+      () => tally(live(), readDelivered(ws)).lost.length === 0,
+      20_000,
+      () => run.stderr().slice(-2000),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0);
+    assert.match(run.stderr(), /shrank below the read offset/);
+    await sim.stop();
+  });
+
+  it("starts from an older generation, then from the start policy, when the checkpoint store is damaged", async () => {
+    const ws = workspace();
+    const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 15, streams: ["bounces"] });
+    const first = startRun(ws);
+    await sim.writeRecords(25);
+    await allDelivered(ws, sim, first.stderr);
+    first.child.kill("SIGTERM");
+    assert.equal((await first.exited).code, 0);
+    const store = join(ws.stateDir, "checkpoints.json");
+    writeFileSync(store, Buffer.alloc(statSync(store).size)); // all zeros, as after a power loss
+    rmSync(`${store}.prev`, { force: true });
+    const second = startRun(ws);
+    await sim.writeRecords(5);
+    await allDelivered(ws, sim, second.stderr);
+    second.child.kill("SIGTERM");
+    assert.equal((await second.exited).code, 0, second.stderr());
+    assert.match(second.stderr(), /checkpoint store damaged/);
+    assert.deepEqual(tally(sim.records(), readDelivered(ws)).lost, []);
+    await sim.stop();
+  });
+
+  it("tracks 0-byte and header-only files without stalling, and dead-letters an over-long record", async () => {
+    const ws = workspace({ maxRecordBytes: "4KiB" });
+    const run = startRun(ws);
+    const header = "type,timeLogged,orig,rcpt,dsnStatus,dsnDiag,header_X-FBLId\r\n";
+    writeFileSync(join(ws.liveDir, "bounces-2026-11-20-0000.csv"), "");
+    writeFileSync(join(ws.liveDir, "bounces-2026-11-21-0000.csv"), header);
+    const long = `b,2026-11-22 10:00:00+0000,o@x.com,a@x.com,5.0.0,smtp;550 ${"x".repeat(10_000)},1-1-1\r\n`;
+    const ok = "b,2026-11-22 10:00:01+0000,o@x.com,b@x.com,5.1.1,smtp;550 5.1.1 user unknown,2-1-1\r\n";
+    writeFileSync(join(ws.liveDir, "bounces-2026-11-22-0000.csv"), header + long + ok);
+    await waitUntil(
+      () => readDelivered(ws).some((d) => d.seq === 2),
+      20_000,
+      () => run.stderr().slice(-2000),
+    );
+    await waitUntil(
+      () => existsSync(ws.deadLetter),
+      10_000,
+      () => run.stderr().slice(-2000),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0);
+    const dl = JSON.parse(readFileSync(ws.deadLetter, "utf8").trim()) as {
+      reason: string;
+      length: number;
+      preview: string;
+    };
+    assert.equal(dl.reason, "record-too-long");
+    assert.equal(dl.length, Buffer.byteLength(long));
+    assert.equal(dl.preview.length, 1024);
+    assert.deepEqual(
+      readDelivered(ws).map((d) => d.seq),
+      [2],
+    );
+  });
+
+  it("with startAt: end skips what is already in the files at first start, then reads everything new", async () => {
+    const ws = workspace({ startAt: "end" });
+    const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 16, streams: ["bounces"] });
+    await sim.writeRecords(20);
+    const run = startRun(ws);
+    await waitUntil(
+      () => existsSync(join(ws.stateDir, "checkpoints.json")),
+      10_000,
+      () => run.stderr(),
+    );
+    await sim.writeRecords(5);
+    await sim.rotate();
+    await sim.writeRecords(5);
+    const newer = () => sim.records().slice(20);
+    await waitUntil(
+      () => tally(newer(), readDelivered(ws)).lost.length === 0,
+      20_000,
+      () => run.stderr().slice(-2000),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0);
+    assert.equal(
+      tally(newer(), readDelivered(ws)).unexpected,
+      0,
+      "nothing from before the start was delivered",
+    );
     await sim.stop();
   });
 
