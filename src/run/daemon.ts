@@ -172,7 +172,9 @@ export async function runDaemon(config: RunConfig, classifier: Classifier): Prom
   let lastCheckpointAt = 0;
   const checkpoint = async (force: boolean): Promise<void> => {
     const t = performance.now();
-    const windowPressure = uncheckpointed * 2 >= config.inFlight.maxEvents;
+    // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
+    // not more often than every 20 ms (a checkpoint costs O(files tracked)).
+    const windowPressure = uncheckpointed * 2 >= config.inFlight.maxEvents && t - lastCheckpointAt >= 20;
     if (!force && !windowPressure && t - lastCheckpointAt < config.checkpointIntervalMs) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();

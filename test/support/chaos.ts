@@ -66,7 +66,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // Every other trial dies at a named point, taking the points in turn so each is covered.
       const point = trial % 2 === 1 ? CRASH_POINTS[((trial - 1) / 2) % CRASH_POINTS.length] : undefined;
       const env: Record<string, string> =
-        point === undefined ? {} : { PMTA_INGEST_CRASH_AT: `${point}:${rng.int(1, 2)}` };
+        point === undefined ? {} : { PMTA_INGEST_CRASH_AT: `${point}:${rng.int(1, 3)}` };
       const run = startRun(ws, env);
       // Named points get time to be reached; random kills land anywhere in start-up or steady state.
       const killAfter = point === undefined ? rng.int(30, 600) : 10_000;
@@ -77,9 +77,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       });
       // Keep PowerMTA busy while the daemon runs: writes, and a rotation now and then.
       while (!died && performance.now() - started < killAfter) {
-        await sim.writeRecords(rng.int(1, 40));
-        if (rng.chance(0.15)) await sim.rotate();
-        await sleep(rng.int(0, 20));
+        // About 1,000 records/s with a rotation every second or so: "hourly" compressed.
+        await sim.writeRecords(rng.int(1, 30));
+        if (rng.chance(0.03)) await sim.rotate();
+        await sleep(rng.int(5, 25));
       }
       if (!died) run.child.kill("SIGKILL");
       const exit = await run.exited;
