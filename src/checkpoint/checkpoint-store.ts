@@ -157,7 +157,7 @@ function sha256(text: string): string {
 /** A snapshot, or a sentence saying what is wrong with the text. */
 function parseSnapshot(text: string): CheckpointSnapshot | string {
   const nl = text.indexOf("\n");
-  if (nl < 0) return "truncated: no header line";
+  if (nl < 0) return "not a checkpoint file (no header line: truncated, zeroed or overwritten?)";
   const m = /^pmta-ingest-checkpoint v(\d+) sha256=([0-9a-f]{64})$/.exec(text.slice(0, nl));
   if (m === null) return "not a checkpoint file (bad header line; zeroed or overwritten?)";
   if (Number(m[1]) !== VERSION)

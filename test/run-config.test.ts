@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { ConfigError, loadRunConfig } from "../src/config/run-config.js";
+
+const dir = mkdtempSync(join(tmpdir(), "pmta-config-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function rejects(text: string, pattern: RegExp, flags: Record<string, unknown> = {}): Promise<void> {
+  const path = file(`bad-${Math.random().toString(36).slice(2)}.yaml`, text);
+  await assert.rejects(loadRunConfig({ file: path, flags, env: {} }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+describe("run configuration", () => {
+  const state = join(dir, "state");
+
+  it("reads a full file and fills defaults", async () => {
+    const path = file(
+      "full.yaml",
+      `inputs:
+  - name: bounces
+    path: /var/log/pmta/bounces-*.csv
+    archive: /var/log/pmta/accounting/bounces
+    types: [b, rb]
+  - path: /var/log/pmta/fbl-*.csv
+stateDir: ${state}
+startAt: 24h
+batch: { maxEvents: 100, maxWait: 250ms }
+inFlight: { maxBytes: 8MiB }
+`,
+    );
+    const c = await loadRunConfig({ file: path, env: {}, hostname: "mta1" });
+    assert.equal(c.inputs.length, 2);
+    assert.equal(c.inputs[0]?.dir, "/var/log/pmta");
+    assert.ok(c.inputs[0]?.pattern.test("bounces-2026-11-23-0001.csv"));
+    assert.ok(!c.inputs[0]?.pattern.test("fbl-2026-11-23-0001.csv"));
+    assert.deepEqual(c.inputs[0]?.types, ["b", "rb"]);
+    assert.equal(c.inputs[1]?.name, "fbl");
+    assert.deepEqual(c.startAt, { kind: "max-age", ms: 24 * 3600 * 1000 });
+    assert.deepEqual(c.batch, { maxEvents: 100, maxBytes: 1024 * 1024, maxWaitMs: 250 });
+    assert.equal(c.inFlight.maxBytes, 8 * 1024 * 1024);
+    assert.deepEqual(c.output, {
+      kind: "file",
+      path: join(state, "events.ndjson"),
+      maxBytes: 256 * 1024 * 1024,
+      keep: 5,
+    });
+    assert.equal(c.host, "mta1");
+    assert.equal(c.sealAfterMs, 60_000);
+    assert.equal(c.deadLetterPath, join(state, "dead-letter.ndjson"));
+  });
+
+  it("lets flags override the file, arrays by index, and expands ${VAR}", async () => {
+    const path = file(
+      "base.yaml",
+      `inputs: [{ path: "\${LOGS:-/var/log/pmta}/bounces-*.csv" }]\nstateDir: ${state}\n`,
+    );
+    const c = await loadRunConfig({
+      file: path,
+      flags: {
+        batch: { maxEvents: 7 },
+        inputs: { "0": { archive: "/archive" } },
+        host: "${HOSTNAME_OVERRIDE}",
+      },
+      env: { HOSTNAME_OVERRIDE: "edge-7", LOGS: "/srv/pmta" },
+    });
+    assert.equal(c.batch.maxEvents, 7);
+    assert.equal(c.inputs[0]?.path, "/srv/pmta/bounces-*.csv");
+    assert.equal(c.inputs[0]?.archive, "/archive");
+    assert.equal(c.host, "edge-7");
+  });
+
+  it("resolves relative paths against the config file's directory", async () => {
+    mkdirSync(join(dir, "etc"), { recursive: true });
+    const path = file("etc/rel.yaml", "inputs: [{ path: logs/bounces-*.csv }]\nstateDir: ../state-rel\n");
+    const c = await loadRunConfig({ file: path, env: {} });
+    assert.equal(c.inputs[0]?.dir, join(dir, "etc", "logs"));
+    assert.equal(c.stateDir, join(dir, "state-rel"));
+  });
+
+  it("names the key and the fix for every kind of mistake", async () => {
+    const base = `stateDir: ${state}\n`;
+    const input = "inputs: [{ path: /x/bounces-*.csv }]\n";
+    await rejects(
+      `${base}${input}batch: { maxEventz: 5 }\n`,
+      /batch\.maxEventz: unknown key \(did you mean "batch\.maxEvents"\?\)/,
+    );
+    await rejects(`${base}${input}stateDri: /tmp\n`, /stateDri: unknown key \(did you mean "stateDir"\?\)/);
+    await rejects(
+      `${base}${input}batch: { maxEvents: -3 }\n`,
+      /batch\.maxEvents: expected a positive whole number/,
+    );
+    await rejects(`${base}${input}sealAfter: soon\n`, /sealAfter: .*write e\.g\. 500ms/);
+    await rejects(`${base}${input}maxRecordBytes: lots\n`, /maxRecordBytes: .*write e\.g\. 64KiB/);
+    await rejects(
+      `${base}inputs: [{ path: /x/*/bounces-*.csv }]\n`,
+      /inputs\[0\]\.path: wildcards are allowed in the file name only/,
+    );
+    await rejects(
+      `${base}inputs: [{ path: /x/a-*.csv, name: a }, { path: /y/a-*.csv, name: a }]\n`,
+      /inputs\[1\]\.name: "a" is used by another input/,
+    );
+    await rejects(base, /inputs: at least one input is needed/);
+    await rejects(
+      `${base}${input}output: { file: { path: /tmp/x }, stdout: {} }\n`,
+      /output: give exactly one of file, stdout, http/,
+    );
+    await rejects(
+      `${base}${input}rules: /nonexistent/rules.txt\n`,
+      /rules: cannot read \/nonexistent\/rules\.txt \(ENOENT\)/,
+    );
+    await rejects(
+      `stateDir: ${file("plain-file", "x")}/sub\n${input}`,
+      /stateDir: .* is not a writable directory \(ENOTDIR\)/,
+    );
+    await rejects(`${base}${input}pmtaConfig: /etc/pmta/config\n`, /pmtaConfig: not supported yet/);
+    await rejects(`${base}${input}host: \${NOPE}\n`, /host: environment variable NOPE is not set/);
+    await rejects(`${base}${input}types: [b\n`, /:\d+:\d+: not valid YAML/);
+    await rejects(
+      `${base}inputs: [{ path: /x/b-*.csv, types: [b, x] }]\n`,
+      /inputs\[0\]\.types: "x" is not a record type/,
+    );
+    await rejects(
+      `${base}inputs: [{ path: /x/b-*.csv, fallbackColumns: [rcpt, type] }]\n`,
+      /fallbackColumns: must start with "type"/,
+    );
+    await assert.rejects(
+      loadRunConfig({ file: join(dir, "missing.yaml"), env: {} }),
+      /cannot read the config file \(ENOENT\)/,
+    );
+  });
+});
