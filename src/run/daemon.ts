@@ -3,12 +3,13 @@ import { type FSWatcher, watch } from "chokidar";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
 import type { Classifier } from "../classify/classifier.js";
-import { log } from "../cli/log.js";
+import { log as defaultLog, type log } from "../cli/log.js";
 import type { RunConfig } from "../config/run-config.js";
 import { Batcher } from "../deliver/batcher.js";
 import { DeadLetterFile } from "../deliver/dead-letter.js";
 import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
 import { buildEvent } from "../event/build-event.js";
+import type { PmtaEvent } from "../event/event.js";
 import { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
 import { Tailer } from "../tail/tailer.js";
 
@@ -33,7 +34,23 @@ export interface DaemonCounters {
  * (and, for the file output, fsynced) every record before its offset, and dead letters are fsynced
  * before the offset moves past them. A crash anywhere therefore re-reads at most what was in flight.
  */
-export async function runDaemon(config: RunConfig, classifier: Classifier): Promise<number> {
+export interface DaemonOptions {
+  /** Stops the daemon like SIGTERM does (the demo and tests run it in-process). */
+  readonly signal?: AbortSignal;
+  /** Sees every event handed to the output (the demo's live summary). */
+  readonly onEvent?: (event: PmtaEvent) => void;
+  /** Structured logger; the default writes JSON lines to stderr. */
+  readonly log?: typeof log;
+  /** Handle SIGTERM/SIGINT (default true). */
+  readonly handleSignals?: boolean;
+}
+
+export async function runDaemon(
+  config: RunConfig,
+  classifier: Classifier,
+  options: DaemonOptions = {},
+): Promise<number> {
+  const log = options.log ?? defaultLog;
   const counters: DaemonCounters = {
     records: 0,
     events: 0,
@@ -129,7 +146,9 @@ export async function runDaemon(config: RunConfig, classifier: Classifier): Prom
         batcher.inFlightBytes < config.inFlight.maxBytes,
       record: (file, item, ack) => {
         counters.records++;
-        const line = JSON.stringify(buildEvent(item, ctxFor(file.path)));
+        const event = buildEvent(item, ctxFor(file.path));
+        options.onEvent?.(event);
+        const line = JSON.stringify(event);
         counters.events++;
         batcher.push({ line, bytes: line.length, ack });
       },
@@ -226,8 +245,14 @@ export async function runDaemon(config: RunConfig, classifier: Classifier): Prom
   };
   const onTerm = () => stop("SIGTERM");
   const onInt = () => stop("SIGINT");
-  process.on("SIGTERM", onTerm);
-  process.on("SIGINT", onInt);
+  const handleSignals = options.handleSignals ?? true;
+  if (handleSignals) {
+    process.on("SIGTERM", onTerm);
+    process.on("SIGINT", onInt);
+  }
+  const onAbort = () => stop("abort");
+  if (options.signal?.aborted) stopping = true;
+  options.signal?.addEventListener("abort", onAbort);
 
   try {
     while (!stopping) {
@@ -246,6 +271,7 @@ export async function runDaemon(config: RunConfig, classifier: Classifier): Prom
   } finally {
     process.removeListener("SIGTERM", onTerm);
     process.removeListener("SIGINT", onInt);
+    options.signal?.removeEventListener("abort", onAbort);
     await Promise.all(watchers.map((w) => w.close()));
     const drained = await batcher.drain(config.drainTimeoutMs);
     if (!drained) {
