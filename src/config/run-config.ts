@@ -119,7 +119,7 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
       default: "10000 / 16MiB",
       description: "reading pauses above this",
     },
-    { key: "rescanInterval", type: "duration", default: "1s", description: "directory listing period" },
+    { key: "rescanInterval", type: "duration", default: "500ms", description: "directory listing period" },
     {
       key: "sealAfter",
       type: "duration",
@@ -374,7 +374,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
       maxEvents: num("inFlight.maxEvents", inFlight.maxEvents, 10_000),
       maxBytes: size("inFlight.maxBytes", inFlight.maxBytes, 16 * 1024 * 1024),
     },
-    rescanIntervalMs: dur("rescanInterval", doc.rescanInterval, 1000),
+    rescanIntervalMs: dur("rescanInterval", doc.rescanInterval, 500),
     sealAfterMs: dur("sealAfter", doc.sealAfter, 60_000),
     checkpointIntervalMs: dur("checkpointInterval", doc.checkpointInterval, 1000),
     checkpointRetentionMs: dur("checkpointRetention", doc.checkpointRetention, 7 * 24 * 3600 * 1000),
