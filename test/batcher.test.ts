@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Batcher } from "../src/deliver/batcher.js";
+import { Batcher, type Envelope } from "../src/deliver/batcher.js";
 import type { Output } from "../src/deliver/output.js";
 
 function fakeOutput(failFirst: number): Output & { batches: string[][]; attempts: number } {
@@ -8,10 +8,10 @@ function fakeOutput(failFirst: number): Output & { batches: string[][]; attempts
     name: "fake",
     batches: [] as string[][],
     attempts: 0,
-    async send(lines: readonly string[]) {
+    async send(batch: readonly Envelope[]) {
       o.attempts++;
       if (o.attempts <= failFirst) throw new Error(`refused (attempt ${o.attempts})`);
-      o.batches.push([...lines]);
+      o.batches.push(batch.map((e) => e.line));
     },
     async sync() {},
     async close() {},

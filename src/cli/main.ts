@@ -145,6 +145,16 @@ async function main(argv: string[]): Promise<number> {
           if (err instanceof ConfigError) throw new UsageError(err.message);
           throw err;
         }
+        if (config.output.kind === "http") {
+          const { parseHttpSettings, HttpSettingsError } = await import("../deliver/http-output.js");
+          const { parseDuration } = await import("../config/units.js");
+          try {
+            parseHttpSettings(config.output.settings, parseDuration);
+          } catch (err) {
+            if (err instanceof HttpSettingsError) throw new UsageError(`${config.source}: ${err.message}`);
+            throw err;
+          }
+        }
         const classifier = await classifierFromRulesFile(config.rules);
         const { runDaemon } = await import("../run/daemon.js");
         exitCode = await runDaemon(config, classifier);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { crashPoint } from "../checkpoint/crash-point.js";
+import type { PmtaEvent } from "../event/event.js";
 import type { Output } from "./output.js";
 
 /** One serialised event on its way out; `ack` is called once the output has acknowledged it. */
@@ -7,6 +8,18 @@ export interface Envelope {
   readonly line: string;
   readonly bytes: number;
   readonly ack: () => void;
+  /** The event itself (outputs that reshape it, e.g. the Octeth format) and where it came from. */
+  readonly event?: PmtaEvent;
+  readonly origin?: EnvelopeOrigin;
+}
+
+export interface EnvelopeOrigin {
+  readonly input: string;
+  readonly file: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly offset: number;
+  readonly end: number;
 }
 
 export interface BatcherOptions {
@@ -122,10 +135,9 @@ export class Batcher {
   }
 
   private async sendWithRetry(batch: Envelope[]): Promise<void> {
-    const lines = batch.map((e) => e.line);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.output.send(lines);
+        await this.output.send(batch);
         return;
       } catch (err) {
         if (this.stopped) return;

@@ -19,6 +19,10 @@ export interface DeadLetterEntry {
   readonly detail: string;
   /** The first KiB of the record's bytes (UTF-8, invalid sequences replaced). */
   readonly preview?: string;
+  /** For events the backend rejected: the HTTP status, the first KiB of its answer, the event. */
+  readonly status?: number;
+  readonly response?: string;
+  readonly event?: unknown;
 }
 
 export class DeadLetterFile {

@@ -1,4 +1,5 @@
 import type { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
+import type { Envelope } from "./batcher.js";
 
 /**
  * Where batches go. `send` resolves when the destination has acknowledged the batch (and throws
@@ -6,7 +7,7 @@ import type { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
  */
 export interface Output {
   readonly name: string;
-  send(lines: readonly string[]): Promise<void>;
+  send(batch: readonly Envelope[]): Promise<void>;
   sync(): Promise<void>;
   close(): Promise<void>;
 }
@@ -14,7 +15,7 @@ export interface Output {
 export function fileOutput(sink: NdjsonFileSink): Output {
   return {
     name: `file:${sink.path}`,
-    send: (lines) => sink.writeLines(lines),
+    send: (batch) => sink.writeLines(batch.map((e) => e.line)),
     sync: () => sink.sync(),
     close: () => sink.close(),
   };
@@ -23,9 +24,9 @@ export function fileOutput(sink: NdjsonFileSink): Output {
 export function stdoutOutput(stream: NodeJS.WritableStream = process.stdout): Output {
   return {
     name: "stdout",
-    send: (lines) =>
+    send: (batch) =>
       new Promise<void>((resolve, reject) => {
-        stream.write(`${lines.join("\n")}\n`, (err) => (err ? reject(err) : resolve()));
+        stream.write(`${batch.map((e) => e.line).join("\n")}\n`, (err) => (err ? reject(err) : resolve()));
       }),
     sync: async () => {},
     close: async () => {},

@@ -5,8 +5,10 @@ import { crashPoint } from "../checkpoint/crash-point.js";
 import type { Classifier } from "../classify/classifier.js";
 import { log as defaultLog, type log } from "../cli/log.js";
 import type { RunConfig } from "../config/run-config.js";
+import { parseDuration } from "../config/units.js";
 import { Batcher } from "../deliver/batcher.js";
 import { DeadLetterFile } from "../deliver/dead-letter.js";
+import { HttpOutput, parseHttpSettings } from "../deliver/http-output.js";
 import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
 import { buildEvent } from "../event/build-event.js";
 import type { PmtaEvent } from "../event/event.js";
@@ -79,6 +81,7 @@ export async function runDaemon(
     },
   });
 
+  const deadLetter = new DeadLetterFile(config.deadLetterPath);
   let output: Output;
   if (config.output.kind === "file") {
     const sink = new NdjsonFileSink({
@@ -91,7 +94,39 @@ export async function runDaemon(
   } else if (config.output.kind === "stdout") {
     output = stdoutOutput();
   } else {
-    throw new Error("the http output is not available in this version yet; use output.file or output.stdout");
+    const settings = parseHttpSettings(config.output.settings, parseDuration);
+    output = new HttpOutput(settings, {
+      deadLetter: async (r) => {
+        counters.deadLetters++;
+        const o = r.envelope.origin;
+        await deadLetter.append({
+          time: new Date().toISOString(),
+          input: o?.input ?? "",
+          file: o?.file ?? "",
+          dev: o?.dev ?? 0,
+          ino: o?.ino ?? 0,
+          offset: o?.offset ?? 0,
+          end: o?.end ?? 0,
+          length: (o?.end ?? 0) - (o?.offset ?? 0),
+          reason: `rejected-by-output`,
+          detail: `HTTP ${r.status}`,
+          status: r.status,
+          response: r.body.slice(0, 1024),
+          event: r.envelope.event,
+        });
+        log("warn", "event rejected by the backend; set aside in the dead-letter file", {
+          output: config.output.kind,
+          status: r.status,
+          file: o?.file,
+          offset: o?.offset,
+          deadLetter: config.deadLetterPath,
+        });
+      },
+      log,
+      onRetry: () => {
+        counters.retries++;
+      },
+    });
   }
 
   // Acknowledged but not yet covered by a checkpoint: re-sent after a crash, so counted in the window.
@@ -129,7 +164,6 @@ export async function runDaemon(
       wake();
     },
   });
-  const deadLetter = new DeadLetterFile(config.deadLetterPath);
   const ctxFor = (file: string) => ({ host: config.host, file, classifier });
 
   const tailer = new Tailer(
@@ -150,7 +184,15 @@ export async function runDaemon(
         options.onEvent?.(event);
         const line = JSON.stringify(event);
         counters.events++;
-        batcher.push({ line, bytes: line.length, ack });
+        const origin = {
+          input: file.input.name,
+          file: file.path,
+          dev: file.dev,
+          ino: file.ino,
+          offset: item.offset,
+          end: item.end,
+        };
+        batcher.push({ line, bytes: line.length, ack, event, origin });
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;

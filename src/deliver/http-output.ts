@@ -1,0 +1,368 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { rootCertificates } from "node:tls";
+import { gzipSync } from "node:zlib";
+import { Pool } from "undici";
+import type { Envelope } from "./batcher.js";
+import type { Output } from "./output.js";
+
+/**
+ * The HTTP output: batches to a backend API over a keep-alive undici Pool. Its `send` resolves only
+ * when every event of the batch was acknowledged (2xx) or, if the backend rejected it for good,
+ * written to the dead-letter file — it never drops an event and never gives up:
+ *
+ * - network errors, timeouts, 408, 429, 5xx: retry the same request (same Idempotency-Key) without
+ *   limit, capped exponential backoff with full jitter, `Retry-After` honoured;
+ * - 401/403: nothing is dropped; an error names the output, retries continue slowly until the
+ *   credentials work;
+ * - 413: the batch is split and the halves sent;
+ * - any other 4xx: the batch is bisected until the offending events are isolated; only those are
+ *   dead-lettered (with status and the start of the response body), the rest is delivered.
+ */
+export type HttpFormat = "events" | "ndjson" | "octeth";
+
+export interface HttpSettings {
+  readonly url: URL;
+  readonly format: HttpFormat;
+  readonly token?: string;
+  readonly octethSignature?: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly gzip: boolean;
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly caFile?: string;
+  readonly maxBackoffMs: number;
+  readonly authRetryMs: number;
+}
+
+export interface Rejection {
+  readonly envelope: Envelope;
+  readonly status: number;
+  readonly body: string;
+}
+
+export interface HttpOutputHooks {
+  readonly deadLetter: (rejected: Rejection) => Promise<void>;
+  readonly log: (level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>) => void;
+  readonly onRetry?: (cause: "network" | "5xx" | "429" | "408" | "auth", delayMs: number) => void;
+  readonly onRequest?: (status: number | "error", events: number, ms: number) => void;
+}
+
+export class HttpSettingsError extends Error {
+  override name = "HttpSettingsError";
+}
+
+const KNOWN = [
+  "url",
+  "format",
+  "token",
+  "tokenFile",
+  "octethSignature",
+  "headers",
+  "gzip",
+  "connectTimeout",
+  "headersTimeout",
+  "bodyTimeout",
+  "caFile",
+  "maxBackoff",
+];
+
+/** Validates `output.http` (already ${VAR}-expanded); errors name the key. */
+export function parseHttpSettings(
+  raw: Readonly<Record<string, unknown>>,
+  parseDuration: (v: unknown) => number,
+): HttpSettings {
+  const fail = (key: string, problem: string): never => {
+    throw new HttpSettingsError(`output.http.${key}: ${problem}`);
+  };
+  for (const k of Object.keys(raw))
+    if (!KNOWN.includes(k)) fail(k, `unknown key; known keys: ${KNOWN.join(", ")}`);
+  let url: URL;
+  try {
+    url = new URL(String(raw.url ?? ""));
+  } catch {
+    return fail("url", "expected an http:// or https:// URL, e.g. https://backend.example.com/pmta/events");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    fail("url", "expected an http:// or https:// URL");
+  const format = (raw.format ?? "events") as HttpFormat;
+  if (!["events", "ndjson", "octeth"].includes(format)) fail("format", "expected events, ndjson or octeth");
+  let token = raw.token === undefined ? undefined : String(raw.token);
+  if (raw.tokenFile !== undefined) {
+    try {
+      token = readFileSync(String(raw.tokenFile), "utf8").trim();
+    } catch (err) {
+      fail(
+        "tokenFile",
+        `cannot read ${String(raw.tokenFile)} (${(err as NodeJS.ErrnoException).code}); check the path and permissions`,
+      );
+    }
+  }
+  const headers: Record<string, string> = {};
+  if (raw.headers !== undefined) {
+    if (raw.headers === null || typeof raw.headers !== "object")
+      fail("headers", "expected a mapping of header: value");
+    for (const [k, v] of Object.entries(raw.headers as Record<string, unknown>))
+      headers[k.toLowerCase()] = String(v);
+  }
+  const dur = (key: string, dflt: number): number => {
+    if (raw[key] === undefined) return dflt;
+    try {
+      return parseDuration(raw[key]);
+    } catch (err) {
+      return fail(key, (err as Error).message);
+    }
+  };
+  if (raw.caFile !== undefined) {
+    try {
+      readFileSync(String(raw.caFile));
+    } catch (err) {
+      fail("caFile", `cannot read ${String(raw.caFile)} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  return {
+    url,
+    format,
+    ...(token === undefined || token === "" ? {} : { token }),
+    ...(raw.octethSignature === undefined ? {} : { octethSignature: String(raw.octethSignature) }),
+    headers,
+    gzip: raw.gzip === true || raw.gzip === "true",
+    connectTimeoutMs: dur("connectTimeout", 5_000),
+    headersTimeoutMs: dur("headersTimeout", 30_000),
+    bodyTimeoutMs: dur("bodyTimeout", 30_000),
+    ...(raw.caFile === undefined ? {} : { caFile: String(raw.caFile) }),
+    maxBackoffMs: dur("maxBackoff", 60_000),
+    authRetryMs: 30_000,
+  };
+}
+
+type Outcome =
+  | { readonly kind: "ok" }
+  | {
+      readonly kind: "retry";
+      readonly cause: "network" | "5xx" | "429" | "408";
+      readonly retryAfterMs?: number;
+      readonly detail: string;
+    }
+  | { readonly kind: "auth"; readonly status: number; readonly body: string }
+  | { readonly kind: "too-large" }
+  | { readonly kind: "reject"; readonly status: number; readonly body: string };
+
+export class HttpOutput implements Output {
+  readonly name: string;
+  private readonly pool: Pool;
+  private readonly path: string;
+  requests = 0;
+
+  constructor(
+    private readonly settings: HttpSettings,
+    private readonly hooks: HttpOutputHooks,
+  ) {
+    // The URL without credentials or query: safe to log.
+    this.name = `http:${settings.url.origin}${settings.url.pathname}`;
+    this.path = `${settings.url.pathname}${settings.url.search}`;
+    const ca =
+      settings.caFile === undefined
+        ? undefined
+        : [...rootCertificates, readFileSync(settings.caFile, "utf8")];
+    this.pool = new Pool(settings.url.origin, {
+      connections: 4,
+      pipelining: 1,
+      keepAliveTimeout: 10_000,
+      headersTimeout: settings.headersTimeoutMs,
+      bodyTimeout: settings.bodyTimeoutMs,
+      connect: { timeout: settings.connectTimeoutMs, ...(ca === undefined ? {} : { ca }) },
+    });
+  }
+
+  async send(batch: readonly Envelope[]): Promise<void> {
+    await this.deliver(batch, false);
+  }
+
+  async sync(): Promise<void> {}
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /**
+   * Delivers `batch`; `knownBad` means a larger batch containing it was rejected and its other half
+   * was accepted, so sending it whole again would only repeat the rejection.
+   */
+  private async deliver(batch: readonly Envelope[], knownBad: boolean): Promise<void> {
+    if (batch.length === 0) return;
+    if (knownBad && batch.length > 1) {
+      await this.isolate(batch);
+      return;
+    }
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.post(batch);
+      switch (outcome.kind) {
+        case "ok":
+          return;
+        case "retry": {
+          const delay = Math.max(outcome.retryAfterMs ?? 0, backoff(attempt, this.settings.maxBackoffMs));
+          this.hooks.onRetry?.(outcome.cause, delay);
+          if (attempt === 1 || attempt % 10 === 0) {
+            this.hooks.log("warn", "output failed; retrying", {
+              output: this.name,
+              cause: outcome.cause,
+              detail: outcome.detail,
+              attempt,
+              delayMs: delay,
+            });
+          }
+          await sleep(delay);
+          continue;
+        }
+        case "auth": {
+          this.hooks.onRetry?.("auth", this.settings.authRetryMs);
+          this.hooks.log(
+            "error",
+            "the backend refuses our credentials; nothing is dropped, retrying until they work",
+            {
+              output: this.name,
+              status: outcome.status,
+              body: outcome.body.slice(0, 200),
+              hint: "check output.http.token / tokenFile / octethSignature",
+            },
+          );
+          await sleep(this.settings.authRetryMs);
+          continue;
+        }
+        case "too-large":
+        case "reject": {
+          if (batch.length === 1) {
+            const status = outcome.kind === "reject" ? outcome.status : 413;
+            const body =
+              outcome.kind === "reject" ? outcome.body : "request entity too large even for a single event";
+            await this.hooks.deadLetter({ envelope: batch[0] as Envelope, status, body });
+            return;
+          }
+          if (outcome.kind === "too-large") {
+            const mid = Math.ceil(batch.length / 2);
+            await this.deliver(batch.slice(0, mid), false);
+            await this.deliver(batch.slice(mid), false);
+            return;
+          }
+          await this.isolate(batch);
+          return;
+        }
+      }
+    }
+  }
+
+  /** Bisection on a batch known to contain at least one rejected event. */
+  private async isolate(batch: readonly Envelope[]): Promise<void> {
+    if (batch.length === 1) {
+      await this.deliver(batch, false);
+      return;
+    }
+    const mid = Math.ceil(batch.length / 2);
+    const left = batch.slice(0, mid);
+    const right = batch.slice(mid);
+    const before = this.rejectedSince;
+    await this.deliver(left, false);
+    // If the left half went through untouched, the rejection came from the right half.
+    await this.deliver(right, this.rejectedSince === before);
+  }
+
+  private rejectedSince = 0;
+
+  private async post(batch: readonly Envelope[]): Promise<Outcome> {
+    const key = idempotencyKey(batch);
+    const { body, contentType } = this.body(batch, key);
+    const headers: Record<string, string> = {
+      ...this.settings.headers,
+      "content-type": contentType,
+      "idempotency-key": key,
+      "user-agent": "pmta-ingest",
+    };
+    if (this.settings.token !== undefined) headers.authorization = `Bearer ${this.settings.token}`;
+    if (this.settings.octethSignature !== undefined)
+      headers["x-octeth-signature"] = this.settings.octethSignature;
+    let payload: Buffer = Buffer.from(body);
+    if (this.settings.gzip) {
+      payload = gzipSync(payload);
+      headers["content-encoding"] = "gzip";
+    }
+    const t0 = performance.now();
+    this.requests++;
+    try {
+      const res = await this.pool.request({ method: "POST", path: this.path, headers, body: payload });
+      const text = await res.body.text();
+      this.hooks.onRequest?.(res.statusCode, batch.length, performance.now() - t0);
+      const s = res.statusCode;
+      if (s >= 200 && s < 300) return { kind: "ok" };
+      const snippet = text.slice(0, 1024);
+      if (s === 401 || s === 403) return { kind: "auth", status: s, body: snippet };
+      if (s === 413) return { kind: "too-large" };
+      if (s === 408) return { kind: "retry", cause: "408", detail: `HTTP ${s}` };
+      if (s === 429 || s >= 500) {
+        const ra = retryAfterMs(res.headers["retry-after"]);
+        return {
+          kind: "retry",
+          cause: s === 429 ? "429" : "5xx",
+          detail: `HTTP ${s}`,
+          ...(ra === undefined ? {} : { retryAfterMs: ra }),
+        };
+      }
+      if (s >= 400) {
+        this.rejectedSince++;
+        return { kind: "reject", status: s, body: snippet };
+      }
+      return { kind: "retry", cause: "5xx", detail: `unexpected HTTP ${s}` };
+    } catch (err) {
+      this.hooks.onRequest?.("error", batch.length, performance.now() - t0);
+      const e = err as NodeJS.ErrnoException;
+      return { kind: "retry", cause: "network", detail: e.code ?? e.message };
+    }
+  }
+
+  private body(batch: readonly Envelope[], key: string): { body: string; contentType: string } {
+    switch (this.settings.format) {
+      case "ndjson":
+        return { body: `${batch.map((e) => e.line).join("\n")}\n`, contentType: "application/x-ndjson" };
+      case "octeth":
+        return { body: JSON.stringify(batch.map(octethRecord)), contentType: "application/json" };
+      default:
+        return {
+          body: `{"batchId":"${key}","events":[${batch.map((e) => e.line).join(",")}]}`,
+          contentType: "application/json",
+        };
+    }
+  }
+}
+
+/**
+ * The field names Octeth's Logstash pipeline posts (pmta-format.md §8), but every column taken by
+ * its header name — which fixes the `rb` column shift of the positional Logstash config.
+ */
+function octethRecord(e: Envelope): Record<string, string> {
+  const fields = e.event?.fields ?? {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) out[k === "type" ? "logType" : k] = v;
+  return out;
+}
+
+/** Same events → same key, so a backend can recognise a batch re-sent after a lost acknowledgement. */
+function idempotencyKey(batch: readonly Envelope[]): string {
+  const h = createHash("sha256");
+  for (const e of batch) h.update(e.event?.id ?? e.line).update("\n");
+  return h.digest("hex").slice(0, 32);
+}
+
+function backoff(attempt: number, capMs: number): number {
+  const cap = Math.min(capMs, 250 * 2 ** Math.min(attempt - 1, 20));
+  return Math.round(Math.random() * cap);
+}
+
+function retryAfterMs(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
