@@ -178,7 +178,7 @@ export class HttpOutput implements Output {
   }
 
   async send(batch: readonly Envelope[]): Promise<void> {
-    await this.deliver(batch, false);
+    await this.deliver(batch);
   }
 
   async sync(): Promise<void> {}
@@ -187,89 +187,104 @@ export class HttpOutput implements Output {
     await this.pool.close();
   }
 
-  /**
-   * Delivers `batch`; `knownBad` means a larger batch containing it was rejected and its other half
-   * was accepted, so sending it whole again would only repeat the rejection.
-   */
-  private async deliver(batch: readonly Envelope[], knownBad: boolean): Promise<void> {
+  /** Delivers `batch`: retries until accepted; a rejected batch goes to `isolate`. */
+  private async deliver(batch: readonly Envelope[]): Promise<void> {
     if (batch.length === 0) return;
-    if (knownBad && batch.length > 1) {
-      await this.isolate(batch);
+    const outcome = await this.postUntilDecided(batch);
+    if (outcome.kind === "ok") return;
+    if (outcome.kind === "too-large") {
+      if (batch.length === 1) {
+        await this.hooks.deadLetter({
+          envelope: batch[0] as Envelope,
+          status: 413,
+          body: "request too large even for a single event",
+        });
+        return;
+      }
+      const mid = Math.ceil(batch.length / 2);
+      await this.deliver(batch.slice(0, mid));
+      await this.deliver(batch.slice(mid));
       return;
     }
-    for (let attempt = 1; ; attempt++) {
-      const outcome = await this.post(batch);
-      switch (outcome.kind) {
-        case "ok":
-          return;
-        case "retry": {
-          const delay = Math.max(outcome.retryAfterMs ?? 0, backoff(attempt, this.settings.maxBackoffMs));
-          this.hooks.onRetry?.(outcome.cause, delay);
-          if (attempt === 1 || attempt % 10 === 0) {
-            this.hooks.log("warn", "output failed; retrying", {
-              output: this.name,
-              cause: outcome.cause,
-              detail: outcome.detail,
-              attempt,
-              delayMs: delay,
-            });
-          }
-          await sleep(delay);
-          continue;
-        }
-        case "auth": {
-          this.hooks.onRetry?.("auth", this.settings.authRetryMs);
-          this.hooks.log(
-            "error",
-            "the backend refuses our credentials; nothing is dropped, retrying until they work",
-            {
-              output: this.name,
-              status: outcome.status,
-              body: outcome.body.slice(0, 200),
-              hint: "check output.http.token / tokenFile / octethSignature",
-            },
-          );
-          await sleep(this.settings.authRetryMs);
-          continue;
-        }
-        case "too-large":
-        case "reject": {
-          if (batch.length === 1) {
-            const status = outcome.kind === "reject" ? outcome.status : 413;
-            const body =
-              outcome.kind === "reject" ? outcome.body : "request entity too large even for a single event";
-            await this.hooks.deadLetter({ envelope: batch[0] as Envelope, status, body });
-            return;
-          }
-          if (outcome.kind === "too-large") {
-            const mid = Math.ceil(batch.length / 2);
-            await this.deliver(batch.slice(0, mid), false);
-            await this.deliver(batch.slice(mid), false);
-            return;
-          }
-          await this.isolate(batch);
-          return;
-        }
+    await this.isolate(batch, outcome);
+  }
+
+  /**
+   * `bad` was rejected as a whole. Probe its left half alone, one request per level: accepted → the
+   * culprit is in the right half; rejected → it is in the left half, and the right half is set aside
+   * to be sent once at the end. One poison event in a batch of n thus costs ⌈log2 n⌉ probes plus one
+   * request for what was set aside; the event left over is dead-lettered with the rejection of the
+   * smallest batch that contained it. More poison events are found the same way when the set-aside
+   * events are delivered, so any number of them is handled.
+   */
+  private async isolate(
+    bad: readonly Envelope[],
+    rejection: Extract<Outcome, { kind: "reject" }>,
+  ): Promise<void> {
+    const setAside: Envelope[] = [];
+    let last = rejection;
+    while (bad.length > 1) {
+      const mid = Math.ceil(bad.length / 2);
+      const left = bad.slice(0, mid);
+      const right = bad.slice(mid);
+      const outcome = await this.postUntilDecided(left);
+      if (outcome.kind === "ok") {
+        bad = right;
+      } else if (outcome.kind === "reject") {
+        bad = left;
+        last = outcome;
+        setAside.push(...right);
+      } else {
+        // 413 on a smaller batch than was rejected: give up on bisection, deliver the parts normally.
+        await this.deliver(left);
+        await this.deliver(right);
+        await this.deliver(setAside);
+        return;
       }
     }
+    await this.deliver(setAside);
+    await this.hooks.deadLetter({ envelope: bad[0] as Envelope, status: last.status, body: last.body });
   }
 
-  /** Bisection on a batch known to contain at least one rejected event. */
-  private async isolate(batch: readonly Envelope[]): Promise<void> {
-    if (batch.length === 1) {
-      await this.deliver(batch, false);
-      return;
+  /** One request, repeated while the answer is "try again" (network, 408, 429, 5xx, 401/403). */
+  private async postUntilDecided(
+    batch: readonly Envelope[],
+  ): Promise<Exclude<Outcome, { kind: "retry" | "auth" }>> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.post(batch);
+      if (outcome.kind === "retry") {
+        const delay = Math.max(outcome.retryAfterMs ?? 0, backoff(attempt, this.settings.maxBackoffMs));
+        this.hooks.onRetry?.(outcome.cause, delay);
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.hooks.log("warn", "output failed; retrying", {
+            output: this.name,
+            cause: outcome.cause,
+            detail: outcome.detail,
+            attempt,
+            delayMs: delay,
+          });
+        }
+        await sleep(delay);
+        continue;
+      }
+      if (outcome.kind === "auth") {
+        this.hooks.onRetry?.("auth", this.settings.authRetryMs);
+        this.hooks.log(
+          "error",
+          "the backend refuses our credentials; nothing is dropped, retrying until they work",
+          {
+            output: this.name,
+            status: outcome.status,
+            body: outcome.body.slice(0, 200),
+            hint: "check output.http.token / tokenFile / octethSignature",
+          },
+        );
+        await sleep(this.settings.authRetryMs);
+        continue;
+      }
+      return outcome;
     }
-    const mid = Math.ceil(batch.length / 2);
-    const left = batch.slice(0, mid);
-    const right = batch.slice(mid);
-    const before = this.rejectedSince;
-    await this.deliver(left, false);
-    // If the left half went through untouched, the rejection came from the right half.
-    await this.deliver(right, this.rejectedSince === before);
   }
-
-  private rejectedSince = 0;
 
   private async post(batch: readonly Envelope[]): Promise<Outcome> {
     const key = idempotencyKey(batch);
@@ -309,10 +324,7 @@ export class HttpOutput implements Output {
           ...(ra === undefined ? {} : { retryAfterMs: ra }),
         };
       }
-      if (s >= 400) {
-        this.rejectedSince++;
-        return { kind: "reject", status: s, body: snippet };
-      }
+      if (s >= 400) return { kind: "reject", status: s, body: snippet };
       return { kind: "retry", cause: "5xx", detail: `unexpected HTTP ${s}` };
     } catch (err) {
       this.hooks.onRequest?.("error", batch.length, performance.now() - t0);
