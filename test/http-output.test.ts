@@ -62,7 +62,7 @@ function envelopes(n: number, poison: ReadonlySet<number> = new Set()): Envelope
       line,
       bytes: line.length,
       ack: () => {},
-      event,
+      id: event.id,
       origin: { input: "bounces", file: "/f", dev: 1, ino: 2, offset: i * 100, end: i * 100 + 100 },
     };
   });
@@ -197,7 +197,7 @@ describe("HTTP output", () => {
     await out.send(envelopes(n, new Set([37])));
     await out.close();
     assert.equal(dead.length, 1);
-    assert.equal(dead[0]?.envelope.event?.id, "k:37");
+    assert.equal(dead[0]?.envelope.id, "k:37");
     t.diagnostic(`isolating 1 poison event in a batch of ${n}: ${rx.got.length - 1} extra requests`);
     assert.equal(dead[0]?.status, 400);
     assert.match(dead[0]?.body ?? "", /invalid recipient/);
@@ -213,7 +213,7 @@ describe("HTTP output", () => {
     const { out, dead } = output(settings(rx.url));
     await out.send(envelopes(100, new Set([0, 50, 99])));
     await out.close();
-    assert.deepEqual(dead.map((d) => d.envelope.event?.id).sort(), ["k:0", "k:50", "k:99"]);
+    assert.deepEqual(dead.map((d) => d.envelope.id).sort(), ["k:0", "k:50", "k:99"]);
     const delivered = rx.got.filter((r) => !r.body.includes("POISON")).flatMap(ids);
     assert.equal(delivered.length, 97);
     assert.equal(new Set(delivered).size, 97);

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { crashPoint } from "../checkpoint/crash-point.js";
-import type { PmtaEvent } from "../event/event.js";
 import type { Output } from "./output.js";
 
 /** One serialised event on its way out; `ack` is called once the output has acknowledged it. */
@@ -8,8 +7,9 @@ export interface Envelope {
   readonly line: string;
   readonly bytes: number;
   readonly ack: () => void;
-  /** The event itself (outputs that reshape it, e.g. the Octeth format) and where it came from. */
-  readonly event?: PmtaEvent;
+  /** The event id (idempotency keys) and where the record came from (dead letters). The event object
+   * itself is not kept: `line` has it, and holding both would double the window's memory. */
+  readonly id?: string;
   readonly origin?: EnvelopeOrigin;
 }
 

@@ -353,7 +353,7 @@ export class HttpOutput implements Output {
  * its header name — which fixes the `rb` column shift of the positional Logstash config.
  */
 function octethRecord(e: Envelope): Record<string, string> {
-  const fields = e.event?.fields ?? {};
+  const fields = (JSON.parse(e.line) as { fields?: Record<string, string> }).fields ?? {};
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(fields)) out[k === "type" ? "logType" : k] = v;
   return out;
@@ -362,7 +362,7 @@ function octethRecord(e: Envelope): Record<string, string> {
 /** Same events → same key, so a backend can recognise a batch re-sent after a lost acknowledgement. */
 function idempotencyKey(batch: readonly Envelope[]): string {
   const h = createHash("sha256");
-  for (const e of batch) h.update(e.event?.id ?? e.line).update("\n");
+  for (const e of batch) h.update(e.id ?? e.line).update("\n");
   return h.digest("hex").slice(0, 32);
 }
 

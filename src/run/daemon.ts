@@ -112,7 +112,7 @@ export async function runDaemon(
           detail: `HTTP ${r.status}`,
           status: r.status,
           response: r.body.slice(0, 1024),
-          event: r.envelope.event,
+          event: JSON.parse(r.envelope.line) as unknown,
         });
         log("warn", "event rejected by the backend; set aside in the dead-letter file", {
           output: config.output.kind,
@@ -192,7 +192,7 @@ export async function runDaemon(
           offset: item.offset,
           end: item.end,
         };
-        batcher.push({ line, bytes: line.length, ack, event, origin });
+        batcher.push({ line, bytes: line.length, ack, id: event.id, origin });
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;
