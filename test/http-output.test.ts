@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
+import { execSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { parseDuration } from "../src/config/units.js";
@@ -21,7 +26,7 @@ interface Received {
 }
 type Handler = (r: Received, res: ServerResponse, n: number) => void;
 
-const servers: Server[] = [];
+const servers: Array<Server | import("node:https").Server> = [];
 after(() => {
   for (const s of servers) s.close();
 });
@@ -241,6 +246,50 @@ describe("HTTP output", () => {
     assert.equal(got.headers["x-octeth-signature"], "abc");
     const arr = JSON.parse(got.body.toString()) as Array<Record<string, string>>;
     assert.deepEqual(arr[0], { logType: "rb", rcpt: "u0@x.com", timeLogged: "2026-11-23 10:00:00+0000" });
+  });
+
+  it("speaks TLS with an extra CA file and a client certificate", async (t) => {
+    const d = mkdtempSync(join(tmpdir(), "pmta-tls-"));
+    t.after(() => rmSync(d, { recursive: true, force: true }));
+    const ssl = (args: string) => execSync(`openssl ${args}`, { cwd: d, stdio: "pipe" });
+    ssl("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca");
+    ssl("req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1");
+    writeFileSync(join(d, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
+    ssl(
+      "x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile san.ext",
+    );
+    ssl("req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj /CN=pmta-ingest");
+    ssl("x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 2");
+    let clientCn = "";
+    const server = createHttpsServer(
+      {
+        key: readFileSync(join(d, "srv.key")),
+        cert: readFileSync(join(d, "srv.pem")),
+        ca: readFileSync(join(d, "ca.pem")),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        clientCn = String(
+          (req.socket as import("node:tls").TLSSocket).getPeerCertificate().subject?.CN ?? "",
+        );
+        req.resume();
+        req.on("end", () => res.writeHead(200).end());
+      },
+    );
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const { out } = output(
+      settings(`https://127.0.0.1:${port}/events`, {
+        caFile: join(d, "ca.pem"),
+        certFile: join(d, "cli.pem"),
+        keyFile: join(d, "cli.key"),
+      }),
+    );
+    await out.send(envelopes(2));
+    await out.close();
+    assert.equal(clientCn, "pmta-ingest");
   });
 
   it("rejects bad settings naming the key", () => {

@@ -33,6 +33,8 @@ export interface HttpSettings {
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly caFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
   readonly maxBackoffMs: number;
   readonly authRetryMs: number;
 }
@@ -66,6 +68,8 @@ const KNOWN = [
   "headersTimeout",
   "bodyTimeout",
   "caFile",
+  "certFile",
+  "keyFile",
   "maxBackoff",
 ];
 
@@ -115,13 +119,19 @@ export function parseHttpSettings(
       return fail(key, (err as Error).message);
     }
   };
-  if (raw.caFile !== undefined) {
+  for (const key of ["caFile", "certFile", "keyFile"]) {
+    if (raw[key] === undefined) continue;
     try {
-      readFileSync(String(raw.caFile));
+      readFileSync(String(raw[key]));
     } catch (err) {
-      fail("caFile", `cannot read ${String(raw.caFile)} (${(err as NodeJS.ErrnoException).code})`);
+      fail(
+        key,
+        `cannot read ${String(raw[key])} (${(err as NodeJS.ErrnoException).code}); check the path and permissions`,
+      );
     }
   }
+  if ((raw.certFile === undefined) !== (raw.keyFile === undefined))
+    fail("certFile", "a client certificate needs both certFile and keyFile");
   return {
     url,
     format,
@@ -133,6 +143,7 @@ export function parseHttpSettings(
     headersTimeoutMs: dur("headersTimeout", 30_000),
     bodyTimeoutMs: dur("bodyTimeout", 30_000),
     ...(raw.caFile === undefined ? {} : { caFile: String(raw.caFile) }),
+    ...(raw.certFile === undefined ? {} : { certFile: String(raw.certFile), keyFile: String(raw.keyFile) }),
     maxBackoffMs: dur("maxBackoff", 60_000),
     authRetryMs: 30_000,
   };
@@ -173,7 +184,14 @@ export class HttpOutput implements Output {
       keepAliveTimeout: 10_000,
       headersTimeout: settings.headersTimeoutMs,
       bodyTimeout: settings.bodyTimeoutMs,
-      connect: { timeout: settings.connectTimeoutMs, ...(ca === undefined ? {} : { ca }) },
+      connect: {
+        timeout: settings.connectTimeoutMs,
+        // An extra CA is added to the system ones, not put in their place.
+        ...(ca === undefined ? {} : { ca }),
+        ...(settings.certFile === undefined || settings.keyFile === undefined
+          ? {}
+          : { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) }),
+      },
     });
   }
 
