@@ -1,44 +1,19 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { runCli } from "./support/run-cli.js";
 
-const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "pmta-cli-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(args: string[], stdin?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? "");
-  });
-}
 
 const HEADER =
   "type,timeQueued,timeLogged,orig,rcpt,bounceCat,dsnStatus,dsnAction,dsnDiag,dsnMta,jobId,vmta,header_X-FBLId";
 
 describe("pmta-ingest classify", () => {
   it("prints the classification of one diagnostic as JSON", async () => {
-    const r = await run([
+    const r = await runCli([
       "classify",
       "smtp;550 5.1.1 <a@b.c>... User unknown",
       "--status",
@@ -56,7 +31,7 @@ describe("pmta-ingest classify", () => {
   });
 
   it("says what to give when nothing is given", async () => {
-    const r = await run(["classify"]);
+    const r = await runCli(["classify"]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /give a diagnostic text, --status or --category/);
   });
@@ -72,7 +47,7 @@ describe("pmta-ingest classify", () => {
       JSON.stringify({ note: "nothing useful" }),
       JSON.stringify({ dsnDiag: "smtp;550 5.1.1 no such user", rcpt: "x@gmail.com" }),
     ].join("\n");
-    const r = await run(["classify", "--jsonl"], `${input}\n`);
+    const r = await runCli(["classify", "--jsonl"], `${input}\n`);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout
       .trim()
@@ -96,7 +71,7 @@ describe("pmta-ingest classify", () => {
   it("uses an operator rules file and reports a broken one by file and line", async () => {
     const good = join(dir, "rules.txt");
     writeFileSync(good, "# ours\nmessages from==>Hard\n");
-    const r = await run([
+    const r = await runCli([
       "classify",
       "--rules",
       good,
@@ -106,10 +81,10 @@ describe("pmta-ingest classify", () => {
     assert.equal((JSON.parse(r.stdout) as { hard: boolean }).hard, true);
     const bad = join(dir, "bad-rules.txt");
     writeFileSync(bad, "fine==>Soft\n/oops( => unknown\n");
-    const b = await run(["classify", "--rules", bad, "smtp;550 x"]);
+    const b = await runCli(["classify", "--rules", bad, "smtp;550 x"]);
     assert.equal(b.code, 2);
     assert.match(b.stderr, /bad-rules\.txt:2: /);
-    const missing = await run(["classify", "--rules", join(dir, "nope.txt"), "smtp;550 x"]);
+    const missing = await runCli(["classify", "--rules", join(dir, "nope.txt"), "smtp;550 x"]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read rules file .*nope\.txt: ENOENT/);
   });
@@ -130,7 +105,7 @@ describe("pmta-ingest replay", () => {
   );
 
   it("writes one event per record, sets aside a broken record with its offset, exits 0", async () => {
-    const r = await run(["replay", file, "--host", "mta1"]);
+    const r = await runCli(["replay", file, "--host", "mta1"]);
     assert.equal(r.code, 0, r.stderr);
     const events = r.stdout
       .trim()
@@ -161,8 +136,8 @@ describe("pmta-ingest replay", () => {
   });
 
   it("gives the same ids on every replay of the same bytes", async () => {
-    const a = await run(["replay", file]);
-    const b = await run(["replay", file, "--types", "b,rb"]);
+    const a = await runCli(["replay", file]);
+    const b = await runCli(["replay", file, "--types", "b,rb"]);
     const ids = (s: string) =>
       s
         .trim()
@@ -173,7 +148,7 @@ describe("pmta-ingest replay", () => {
 
   it("writes to --output and exits 1 naming the file it could not read, after doing the others", async () => {
     const out = join(dir, "events.ndjson");
-    const r = await run(["replay", join(dir, "missing.csv"), file, dir, "-o", out]);
+    const r = await runCli(["replay", join(dir, "missing.csv"), file, dir, "-o", out]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /"file":"[^"]*missing\.csv","reason":"ENOENT"/);
     assert.match(r.stderr, /"reason":"EISDIR"/);
@@ -183,13 +158,13 @@ describe("pmta-ingest replay", () => {
   it("reads a header-less file with --fallback-columns, flagging its events, and rejects a bad list", async () => {
     const headerless = join(dir, "headerless.csv");
     writeFileSync(headerless, "b,2024-05-01 13:13:21+0000,x@y.com,smtp;550 5.1.1 user unknown\n");
-    const r = await run(["replay", headerless, "--fallback-columns", "type,timeLogged,rcpt,dsnDiag"]);
+    const r = await runCli(["replay", headerless, "--fallback-columns", "type,timeLogged,rcpt,dsnDiag"]);
     assert.equal(r.code, 0, r.stderr);
     const e = JSON.parse(r.stdout) as { recipient: string; bounce: { reason: string }; warnings: string[] };
     assert.equal(e.recipient, "x@y.com");
     assert.equal(e.bounce.reason, "invalid_mailbox");
     assert.match(e.warnings.join(), /fallback column list/);
-    const bad = await run(["replay", headerless, "--fallback-columns", "rcpt,type"]);
+    const bad = await runCli(["replay", headerless, "--fallback-columns", "rcpt,type"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--fallback-columns must start with "type"/);
   });

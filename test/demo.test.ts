@@ -1,35 +1,17 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { runCli } from "./support/run-cli.js";
 
-const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "pmta-demo-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("pmta-ingest demo", () => {
   it("runs simulator → decode → classify → NDJSON through rotations and loses nothing", async () => {
     const work = join(dir, "run");
-    const r = await run([
+    const r = await runCli([
       "demo",
       "--records",
       "1500",
@@ -57,10 +39,10 @@ describe("pmta-ingest demo", () => {
   });
 
   it("rejects nonsense options with a clear message", async () => {
-    const r = await run(["demo", "--rate", "-5", "--duration", "1"]);
+    const r = await runCli(["demo", "--rate", "-5", "--duration", "1"]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--rate must be a positive number \(got -5\)/);
-    const d = await run(["demo", "--duration", "0"]);
+    const d = await runCli(["demo", "--duration", "0"]);
     assert.equal(d.code, 2);
     assert.match(d.stderr, /--duration must be a positive number/);
   });

@@ -1,9 +1,15 @@
 import { rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { PmtaSimulator } from "../../src/simulate/pmta-simulator.js";
 import { createRng } from "../../src/simulate/rng.js";
-import { makeWorkspace, readDelivered, startRun, tally, waitUntil } from "./run-harness.js";
+import {
+  makeWorkspace,
+  offBoundaryCheckpoints,
+  readDelivered,
+  startRun,
+  tally,
+  waitUntil,
+} from "./run-harness.js";
 
 /**
  * The crash test: the real CLI is SIGKILLed again and again — at random moments and at named crash
@@ -132,19 +138,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const t = tally(sim.records(), delivered);
     maxDupPerCrash = Math.max(maxDupPerCrash, t.duplicates - lastDup);
 
-    const boundaries = new Map<number, Set<number>>();
-    for (const r of sim.records()) {
-      const set = boundaries.get(r.ino) ?? new Set<number>([0]);
-      set.add(r.offset);
-      set.add(r.offset + r.length);
-      boundaries.set(r.ino, set);
-    }
-    const { snapshot } = await new CheckpointStore(ws.stateDir).load();
-    let offBoundary = 0;
-    for (const cp of snapshot.files) {
-      const set = boundaries.get(cp.ino);
-      if (set !== undefined && !set.has(cp.offset)) offBoundary++;
-    }
+    const { off } = await offBoundaryCheckpoints(ws, sim.records());
     return {
       trials: options.trials,
       randomKills,
@@ -156,7 +150,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       duplicates: t.duplicates,
       maxDuplicatesPerCrash: maxDupPerCrash,
       rotations: sim.rotations.bounces + sim.rotations.fbl,
-      offBoundaryCheckpoints: offBoundary,
+      offBoundaryCheckpoints: off.length,
     };
   } finally {
     await sim.stop().catch(() => undefined);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { seqOf } from "../../src/simulate/record-generator.js";
 
 /**
@@ -158,4 +159,25 @@ export function tally(
     if (!want.has(k)) unexpected += n;
   }
   return { lost, duplicates, unexpected };
+}
+
+/** Checkpoint entries whose offset is not a record boundary (or 0) of the file they name. */
+export async function offBoundaryCheckpoints(
+  ws: Workspace,
+  records: ReadonlyArray<{ ino: number; offset: number; length: number }>,
+): Promise<{ checked: number; off: string[] }> {
+  const boundaries = new Map<number, Set<number>>();
+  for (const r of records) {
+    const set = boundaries.get(r.ino) ?? new Set<number>([0]);
+    set.add(r.offset);
+    set.add(r.offset + r.length);
+    boundaries.set(r.ino, set);
+  }
+  const { snapshot } = await new CheckpointStore(ws.stateDir).load();
+  const off: string[] = [];
+  for (const cp of snapshot.files) {
+    const set = boundaries.get(cp.ino);
+    if (set !== undefined && !set.has(cp.offset)) off.push(`${cp.path}@${cp.offset}`);
+  }
+  return { checked: snapshot.files.length, off };
 }
