@@ -9,6 +9,7 @@
  */
 
 import { domainToASCII } from "node:url";
+import { PMTA_DEFAULT_COLUMNS } from "../decode/header.js";
 import { formatCsvRow, type LineEnding } from "./csv-row.js";
 import { Rng, type Weighted } from "./rng.js";
 
@@ -28,23 +29,9 @@ export const BOUNCES_HEADER: readonly string[] = Object.freeze([
   "header_X-FBLId",
 ]);
 
+/** PowerMTA's default `f` field list plus the X-FBLId header column our simulator numbers records in. */
 export const FBL_HEADER: readonly string[] = Object.freeze([
-  "type",
-  "timeLogged",
-  "repSourceIp",
-  "feedbackType",
-  "format",
-  "userAgent",
-  "envId",
-  "orig",
-  "rcpt",
-  "reportingMta",
-  "dlvSourceIp",
-  "reportedDomain",
-  "header_From",
-  "header_Return-Path",
-  "header_X-job",
-  "header_Subject",
+  ...(PMTA_DEFAULT_COLUMNS.f ?? []),
   "header_X-FBLId",
 ]);
 
