@@ -253,6 +253,18 @@ describe("AccountingDecoder", () => {
     assert.notEqual(a?.fileKey, b?.fileKey);
   });
 
+  it("gives the same items when its buffer is released between pushes", () => {
+    const whole = comparable(decodeAll(bytes, bytes.length));
+    const d = new AccountingDecoder();
+    const items: DecodedItem[] = [];
+    for (let i = 0; i < bytes.length; i += 37) {
+      items.push(...d.push(bytes.subarray(i, i + 37)));
+      d.release();
+    }
+    items.push(...d.end(true));
+    assert.deepEqual(comparable(items), whole);
+  });
+
   it("survives lines made only of quotes", () => {
     const text = `type,rcpt\n""""""\n"""""""\n""\nb,a@x.com\n`;
     const items = decodeAll(Buffer.from(text), 3, false);

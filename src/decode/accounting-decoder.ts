@@ -112,6 +112,11 @@ export class AccountingDecoder {
     return this.splitter.pendingBytes;
   }
 
+  /** Frees buffer memory while no more input is expected for a while (see RecordSplitter.release). */
+  release(): void {
+    this.splitter.release();
+  }
+
   /** Decodes a chunk; returns the items completed by it (possibly none). */
   push(chunk: Buffer): DecodedItem[] {
     this.splitter.push(chunk, this.sink);

@@ -65,6 +65,7 @@ const RESYNC_TOKENS: readonly Buffer[] = [
   "#type,",
 ].map((t) => Buffer.from(t, "latin1"));
 const LONGEST_TOKEN = Math.max(...RESYNC_TOKENS.map((t) => t.length));
+const EMPTY = Buffer.alloc(0);
 
 export class RecordSplitter {
   private buf: Buffer;
@@ -85,7 +86,22 @@ export class RecordSplitter {
   constructor(startOffset: number, maxRecordBytes: number) {
     this.base = startOffset;
     this.maxRecordBytes = maxRecordBytes;
-    this.buf = Buffer.allocUnsafe(64 * 1024);
+    // Allocated on the first push: a tailer may track hundreds of files it has not read yet.
+    this.buf = EMPTY;
+  }
+
+  /**
+   * Gives back buffer memory while the stream is idle: only the held-back tail is kept. A tailer
+   * calls this when it stops reading a file for a while; the next push grows the buffer again.
+   */
+  release(): void {
+    const pending = this.len - this.recStart;
+    const kept = pending === 0 ? EMPTY : Buffer.from(this.buf.subarray(this.recStart, this.len));
+    this.base += this.recStart;
+    this.pos -= this.recStart;
+    this.len = pending;
+    this.recStart = 0;
+    this.buf = kept;
   }
 
   /** File offset of the first byte not yet emitted as part of a record or error. */
@@ -162,7 +178,7 @@ export class RecordSplitter {
     }
     const need = this.len + chunk.length;
     if (need > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+      const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2, 4096));
       this.buf.copy(grown, 0, 0, this.len);
       this.buf = grown;
     }

@@ -264,6 +264,7 @@ export class Tailer {
       t.marksOffset = offset;
       await t.handle.close();
       t.handle = undefined;
+      t.decoder.release();
     }
     // Files gone from disk and finished need no descriptor and no tracking beyond their checkpoint.
     for (const [key, t] of this.files) {
