@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
@@ -79,6 +87,37 @@ describe("pmta-ingest run (tailer)", () => {
     });
   }
 
+  it("catches up exactly once after being stopped (SIGSTOP) while 30 rotations happened", async () => {
+    const ws = workspace();
+    const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 17 });
+    const run = startRun(ws);
+    await sim.writeRecords(20);
+    await allDelivered(ws, sim, run.stderr);
+    run.child.kill("SIGSTOP");
+    for (let i = 0; i < 30; i++) {
+      await sim.writeRecords(15);
+      await sim.rotate();
+    }
+    run.child.kill("SIGCONT");
+    await allDelivered(ws, sim, run.stderr);
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0);
+    const t = tally(sim.records(), readDelivered(ws));
+    assert.deepEqual(t.lost, []);
+    assert.equal(t.duplicates, 0);
+    // Oldest first: within each stream, files were delivered in the order they were written.
+    const firstSeen = new Map<string, number>();
+    readDelivered(ws).forEach((d, i) => {
+      const name = d.file.split("/").pop() ?? "";
+      if (!firstSeen.has(name)) firstSeen.set(name, i);
+    });
+    for (const stream of ["bounces", "fbl"]) {
+      const names = [...firstSeen.keys()].filter((n) => n.startsWith(`${stream}-`));
+      assert.deepEqual(names, [...names].sort(), `${stream} files read oldest first`);
+    }
+    await sim.stop();
+  });
+
   it("sets a sealed file's trailing partial record aside in the dead-letter file, flagged partial", async () => {
     const ws = workspace();
     const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 11, streams: ["bounces"] });
@@ -150,6 +189,51 @@ describe("pmta-ingest run (tailer)", () => {
     );
     run.child.kill("SIGTERM");
     assert.equal((await run.exited).code, 0);
+    await sim.stop();
+  });
+
+  it("notices an inode reused while running (archived file deleted, new file gets its inode)", async (t) => {
+    const ws = workspace();
+    const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 18, streams: ["bounces"] });
+    const run = startRun(ws);
+    const pid = run.child.pid as number;
+    const openPaths = () =>
+      readdirSync(`/proc/${pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      });
+    let reused = 0;
+    for (let round = 0; round < 5; round++) {
+      await sim.writeRecords(30);
+      const archivedInos = new Set(sim.records().map((r) => r.ino));
+      await sim.rotate("bounces");
+      await allDelivered(ws, sim, run.stderr);
+      const archived = readdirSync(sim.archiveDir("bounces")).map((n) => join(sim.archiveDir("bounces"), n));
+      // Wait until the daemon has let go of the archived files, then delete them: their inodes are free.
+      await waitUntil(
+        () => !openPaths().some((p) => archived.includes(p)),
+        10_000,
+        () => openPaths().join(", "),
+      );
+      for (const p of archived) rmSync(p);
+      await sim.rotate("bounces");
+      await sim.writeRecords(25);
+      if (
+        sim
+          .records()
+          .slice(-25)
+          .some((r) => archivedInos.has(r.ino))
+      )
+        reused++;
+    }
+    await allDelivered(ws, sim, run.stderr);
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0);
+    assert.equal(tally(sim.records(), readDelivered(ws)).duplicates, 0);
+    t.diagnostic(`inode reused in ${reused} of 5 rounds`);
     await sim.stop();
   });
 

@@ -198,6 +198,21 @@ export class Tailer {
           });
           continue;
         }
+        // While no descriptor was held the inode could be freed and handed to a new file (ext4 does so
+        // at once): check the content before trusting the offset (reliability matrix T12).
+        if (t.marks !== undefined) {
+          const st0 = await t.handle.stat();
+          const verdict = await verifyMarks(t.handle, st0.size, t.marksOffset, t.marks);
+          if (verdict !== "same") {
+            this.sink.count("checkpoint_invalidated");
+            this.restart(
+              t,
+              st0.size,
+              "file changed identity while closed (inode reused); reading it from the start",
+              verdict,
+            );
+          }
+        }
       }
       // fstat through the descriptor: it sees growth of a file renamed or deleted since the listing.
       const st = await t.handle.stat();
@@ -378,16 +393,17 @@ export class Tailer {
 
   private truncated(t: Tracked, size: number): void {
     this.sink.count("truncation");
-    this.sink.log(
-      "warn",
+    this.restart(
+      t,
+      size,
       "file shrank below the read offset (truncated or rewritten); reading it again from the start",
-      {
-        input: t.input.name,
-        file: t.path,
-        size,
-        offset: t.readOffset,
-      },
+      "truncated",
     );
+  }
+
+  /** Reads a file again from 0: never resume at an offset that belongs to other content. */
+  private restart(t: Tracked, size: number, msg: string, reason: string): void {
+    this.sink.log("warn", msg, { input: t.input.name, file: t.path, size, offset: t.readOffset, reason });
     // Acks still in flight for the old content go to the old tracker and are ignored.
     t.tracker = new AckTracker(0);
     t.backlog = [];
