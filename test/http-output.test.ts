@@ -248,6 +248,17 @@ describe("HTTP output", () => {
     assert.deepEqual(arr[0], { logType: "rb", rcpt: "u0@x.com", timeLogged: "2026-11-23 10:00:00+0000" });
   });
 
+  it("posts one Octeth record per request to the ?type=pmta webhook", async () => {
+    const rx = await receiver((_r, res) => res.writeHead(200).end());
+    const { out } = output(settings(`${rx.url}?type=pmta`, { format: "octeth" }));
+    await out.send(envelopes(3));
+    await out.close();
+    assert.equal(rx.got.length, 3);
+    const first = JSON.parse((rx.got[0] as Received).body.toString()) as Record<string, string>;
+    assert.equal(first.logType, "rb");
+    assert.equal(first.rcpt, "u0@x.com");
+  });
+
   it("speaks TLS with an extra CA file and a client certificate", async (t) => {
     const d = mkdtempSync(join(tmpdir(), "pmta-tls-"));
     t.after(() => rmSync(d, { recursive: true, force: true }));

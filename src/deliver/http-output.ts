@@ -196,7 +196,16 @@ export class HttpOutput implements Output {
   }
 
   async send(batch: readonly Envelope[]): Promise<void> {
+    if (this.oneEventPerRequest) {
+      for (const e of batch) await this.deliver([e]);
+      return;
+    }
     await this.deliver(batch);
+  }
+
+  /** Octeth's `?type=pmta` webhook takes one event per request (what Logstash posted). */
+  private get oneEventPerRequest(): boolean {
+    return this.settings.format === "octeth" && this.settings.url.searchParams.get("type") === "pmta";
   }
 
   async sync(): Promise<void> {}
@@ -356,7 +365,12 @@ export class HttpOutput implements Output {
       case "ndjson":
         return { body: `${batch.map((e) => e.line).join("\n")}\n`, contentType: "application/x-ndjson" };
       case "octeth":
-        return { body: JSON.stringify(batch.map(octethRecord)), contentType: "application/json" };
+        return {
+          body: this.oneEventPerRequest
+            ? JSON.stringify(octethRecord(batch[0] as Envelope))
+            : JSON.stringify(batch.map(octethRecord)),
+          contentType: "application/json",
+        };
       default:
         return {
           body: `{"batchId":"${key}","events":[${batch.map((e) => e.line).join(",")}]}`,
