@@ -28,10 +28,11 @@ interface Row {
   readonly note?: string;
 }
 
-const FIXTURES = fileURLToPath(new URL("../../test/fixtures/classifier/diagnostics.jsonl", import.meta.url));
+const fixture = (name: string) =>
+  fileURLToPath(new URL(`../../test/fixtures/classifier/${name}`, import.meta.url));
 
-function load(): Row[] {
-  return readFileSync(FIXTURES, "utf8")
+function load(name = "diagnostics.jsonl"): Row[] {
+  return readFileSync(fixture(name), "utf8")
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l, i) => {
@@ -51,11 +52,11 @@ function pr(s: Score): { precision: number; recall: number } {
   return { precision: s.tp / (s.tp + s.fp || 1), recall: s.tp / (s.tp + s.fn || 1) };
 }
 
-it("classifies the labelled fixture set with hard precision and recall ≥ 0.95", (t) => {
-  const rows = load();
-  assert.ok(rows.length >= 300, `at least 300 fixtures (have ${rows.length})`);
-  assert.equal(new Set(rows.map((r) => r.dsnDiag)).size, rows.length, "every diagnostic is distinct");
-
+/** Classifies every row, prints the scores, returns ours. */
+function evaluate(
+  rows: readonly Row[],
+  t: { diagnostic: (m: string) => void },
+): { precision: number; recall: number } {
   const classifier = new Classifier();
   const ours: Score = { tp: 0, fp: 0, fn: 0 };
   const pmta: Score = { tp: 0, fp: 0, fn: 0 };
@@ -115,7 +116,26 @@ it("classifies the labelled fixture set with hard precision and recall ≥ 0.95"
     );
   }
   if (process.env.SHOW_MISSES) for (const m of misses) t.diagnostic(`miss: ${m}`);
+  return o;
+}
 
+it("classifies the labelled fixture set with hard precision and recall ≥ 0.95", (t) => {
+  const rows = load();
+  assert.ok(rows.length >= 300, `at least 300 fixtures (have ${rows.length})`);
+  assert.equal(new Set(rows.map((r) => r.dsnDiag)).size, rows.length, "every diagnostic is distinct");
+  const o = evaluate(rows, t);
   assert.ok(o.precision >= 0.95, `hard precision ${o.precision.toFixed(3)} < 0.95`);
   assert.ok(o.recall >= 0.95, `hard recall ${o.recall.toFixed(3)} < 0.95`);
+});
+
+// Written independently of rules.ts and never used to tune it: an estimate of how the classifier
+// generalises. Reported as is; the floor only guards against regressions.
+it("scores the held-out fixture set (never used for tuning)", (t) => {
+  const rows = load("holdout.jsonl");
+  assert.ok(rows.length >= 100, `held-out rows: ${rows.length}`);
+  const o = evaluate(rows, t);
+  assert.ok(
+    o.precision >= 0.85 && o.recall >= 0.85,
+    `held-out hard precision ${o.precision} recall ${o.recall}`,
+  );
 });
