@@ -24,7 +24,7 @@ const DURATION_UNITS: Readonly<Record<string, number>> = {
   d: 86_400_000,
 };
 
-const DURATION_HINT = "write e.g. 500ms, 10s, 5m, 24h, 7d or 1h30m (a bare number is milliseconds)";
+const DURATION_HINT = "write a whole number of milliseconds or a number with a unit: 500ms, 10s, 5m, 24h, 7d";
 
 // Unit letters are case-insensitive; the keys here are lower case.
 const SIZE_UNITS: Readonly<Record<string, number>> = {
@@ -43,7 +43,7 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
 };
 
 const SIZE_HINT =
-  "write e.g. 64KiB, 1MiB, 1MB or 64k (k/M/G and KiB/MiB/GiB count in 1024s, kB/MB/GB in 1000s; a bare number is bytes)";
+  "write a whole number of bytes or a number with a unit: 512KiB, 1MiB, 1MB, 64k (k/M/G and KiB/MiB/GiB = 1024, kB/MB/GB = 1000)";
 
 const DURATION_PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)/giy;
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i;
