@@ -244,6 +244,8 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
       return fail(key, `${(err as Error).message}; write e.g. 500ms, 10s, 5m, 24h, 7d`);
     }
   };
+  const positiveDur = (key: string, ms: number): number =>
+    ms > 0 ? ms : fail(key, "must be longer than 0, e.g. 500ms");
   const size = (key: string, v: unknown, dflt: number): number => {
     if (v === undefined) return dflt;
     try {
@@ -374,9 +376,13 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
       maxEvents: num("inFlight.maxEvents", inFlight.maxEvents, 10_000),
       maxBytes: size("inFlight.maxBytes", inFlight.maxBytes, 16 * 1024 * 1024),
     },
-    rescanIntervalMs: dur("rescanInterval", doc.rescanInterval, 500),
+    // Zero would make the daemon loop spin (it waits min(rescanInterval, checkpointInterval)).
+    rescanIntervalMs: positiveDur("rescanInterval", dur("rescanInterval", doc.rescanInterval, 500)),
     sealAfterMs: dur("sealAfter", doc.sealAfter, 60_000),
-    checkpointIntervalMs: dur("checkpointInterval", doc.checkpointInterval, 1000),
+    checkpointIntervalMs: positiveDur(
+      "checkpointInterval",
+      dur("checkpointInterval", doc.checkpointInterval, 1000),
+    ),
     checkpointRetentionMs: dur("checkpointRetention", doc.checkpointRetention, 7 * 24 * 3600 * 1000),
     drainTimeoutMs: dur("drainTimeout", doc.drainTimeout, 10_000),
     maxOpenFiles: num("maxOpenFiles", doc.maxOpenFiles, 64),
