@@ -1,0 +1,740 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import {
+  type CheckpointSnapshot,
+  CheckpointStore,
+  CheckpointStoreError,
+  decodeCheckpointFile,
+  encodeCheckpointFile,
+  type FileCheckpoint,
+  type LoadResult,
+  type LoadSource,
+} from "../src/checkpoint/checkpoint-store.js";
+import { parseCrashSpec } from "../src/checkpoint/crash-point.js";
+import type { StoreFileHandle, StoreFs } from "../src/checkpoint/store-fs.js";
+
+const root = mkdtempSync(join(tmpdir(), "pmta-ckpt-store-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+const freshDir = (): string => join(root, `state-${dirs++}`);
+
+const HEADER = 'type,timeLogged,rcpt,dsnDiag,"x-quoted, with comma",é→😀';
+
+function entry(offset: number, overrides: Partial<FileCheckpoint> = {}): FileCheckpoint {
+  return {
+    dev: 2049,
+    ino: 1_234_567,
+    input: "bounces",
+    path: "/var/log/pmta/accounting/bounces/bounces-2026-11-23-0100.csv",
+    offset,
+    headHash: sha256(`head-${offset}`),
+    headLen: 512,
+    anchorHash: sha256(`anchor-${offset}`),
+    anchorLen: Math.min(64, offset),
+    header: HEADER,
+    fileKey: "b-0123456789abcdef",
+    finished: false,
+    updatedAt: 1_763_859_600_000 + offset,
+    ...overrides,
+  };
+}
+
+function sha256(text: string | Uint8Array): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** A file in the store's format with `body` as its content and a correct checksum (unless given one). */
+function formatted(body: string, version = 1, checksum = sha256(body)): Buffer {
+  return Buffer.from(`pmta-ingest-checkpoint v${version} sha256=${checksum}\n${body}`);
+}
+
+function bodyOf(bytes: Buffer): string {
+  return bytes.subarray(bytes.indexOf(0x0a) + 1).toString("utf8");
+}
+
+function generationOnDisk(path: string): number | string {
+  const decoded = decodeCheckpointFile(readFileSync(path));
+  return typeof decoded === "string" ? decoded : decoded.generation;
+}
+
+describe("CheckpointStore on real files", () => {
+  it("round-trips every field and starts empty (no problems) on first start", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir);
+    assert.equal(store.path, join(dir, "checkpoints.json"));
+    const first = await store.load();
+    assert.deepEqual(first, {
+      snapshot: { generation: 0, writtenAt: "", files: [] },
+      source: "none",
+      problems: [],
+    });
+    const files = [
+      entry(100),
+      entry(0, { ino: 7, input: "fbl", path: "/var/log/pmta/fbl.csv", anchorLen: 0, header: undefined }),
+      entry(4096, { ino: 8, fileKey: undefined, finished: true }),
+    ];
+    const saved = await store.save(files);
+    assert.equal(saved.generation, 1);
+    assert.ok(!Number.isNaN(Date.parse(saved.writtenAt)));
+    const loaded = await new CheckpointStore(dir).load();
+    assert.equal(loaded.source, "current");
+    assert.deepEqual(loaded.problems, []);
+    assert.deepEqual(loaded.snapshot, { generation: 1, writtenAt: saved.writtenAt, files: saved.files });
+    // Optional fields that were absent stay absent (not null, not "").
+    assert.deepEqual(loaded.snapshot.files, [
+      entry(100),
+      (({ header: _h, ...rest }) => rest)(files[1] as FileCheckpoint),
+      (({ fileKey: _k, ...rest }) => rest)(files[2] as FileCheckpoint),
+    ]);
+    assert.match(
+      readFileSync(store.path, "utf8"),
+      /^pmta-ingest-checkpoint v1 sha256=[0-9a-f]{64}\n\{"version":1,/,
+    );
+  });
+
+  it("numbers generations upwards and keeps the previous one in .prev", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir);
+    for (let g = 1; g <= 4; g++) {
+      const saved = await store.save([entry(g * 100)]);
+      assert.equal(saved.generation, g);
+      assert.equal(generationOnDisk(store.path), g);
+      if (g > 1) assert.equal(generationOnDisk(`${store.path}.prev`), g - 1);
+      assert.equal(existsSync(`${store.path}.tmp`), false, "no temp file left after a completed save");
+    }
+    // A new process continues the numbering from the disk, whether or not it called load() first.
+    assert.equal((await new CheckpointStore(dir).save([entry(500)])).generation, 5);
+    const reloaded = await new CheckpointStore(dir).load();
+    assert.equal(reloaded.snapshot.generation, 5);
+    assert.deepEqual(reloaded.snapshot.files, [entry(500)]);
+  });
+
+  describe("falls back to .prev when the current file is damaged, naming the file and the defect", () => {
+    const damage: ReadonlyArray<readonly [string, (bytes: Buffer) => Buffer, RegExp]> = [
+      [
+        "truncated mid-JSON",
+        (b) => b.subarray(0, b.indexOf(0x0a) + 1 + Math.floor((b.length - b.indexOf(0x0a)) / 2)),
+        /checksum mismatch .*not complete JSON \(truncated or torn/,
+      ],
+      [
+        "all zero bytes, same length",
+        (b) => Buffer.alloc(b.length),
+        /not a checkpoint file: all \d+ bytes are zero/,
+      ],
+      [
+        "random garbage",
+        (b) => pseudoRandomBytes(b.length, 7),
+        /not a checkpoint file \(no "pmta-ingest-checkpoint"/,
+      ],
+      ["empty", () => Buffer.alloc(0), /not a checkpoint file: empty/],
+      [
+        "valid JSON, wrong checksum",
+        (b) => formatted(bodyOf(b), 1, sha256("something else")),
+        /checksum mismatch .*the JSON parses but is not what was written/,
+      ],
+      [
+        "future version v2",
+        (b) => formatted(bodyOf(b).replace('"version":1', '"version":2'), 2),
+        /version 2 is not supported by this release \(expects 1\): format v2 was written by a newer pmta-ingest/,
+      ],
+      [
+        "a field of the wrong type",
+        (b) => formatted(bodyOf(b).replace('"offset":200', '"offset":"200"')),
+        /files\[0\]\.offset: expected a non-negative integer, got "200"/,
+      ],
+      [
+        "a missing field",
+        (b) => formatted(bodyOf(b).replace('"finished":false,', "")),
+        /files\[0\]\.finished: expected a boolean, got nothing/,
+      ],
+      [
+        "version in the content disagrees with the header",
+        (b) => formatted(bodyOf(b).replace('"version":1', '"version":3')),
+        /version: the header says v1 but the content says 3/,
+      ],
+    ];
+    for (const [name, mutate, defect] of damage) {
+      it(name, async () => {
+        const dir = freshDir();
+        const store = new CheckpointStore(dir);
+        await store.save([entry(100)]);
+        await store.save([entry(200)]);
+        const damaged = mutate(readFileSync(store.path));
+        writeFileSync(store.path, damaged);
+        const loaded = await new CheckpointStore(dir).load();
+        assert.equal(loaded.source, "previous");
+        assert.equal(loaded.snapshot.generation, 1);
+        assert.deepEqual(loaded.snapshot.files, [entry(100)]);
+        assert.equal(loaded.problems.length, 1, loaded.problems.join("\n"));
+        const problem = loaded.problems[0] ?? "";
+        assert.ok(problem.startsWith(`${store.path}: `), problem);
+        assert.match(problem, defect);
+        // The next save continues past the damage: generation 2 replaces the bad file, .prev keeps 1.
+        const resumed = new CheckpointStore(dir);
+        await resumed.load();
+        assert.equal((await resumed.save([entry(300)])).generation, 2);
+        const resumedLoad = await new CheckpointStore(dir).load();
+        assert.equal(resumedLoad.source, "current");
+        assert.deepEqual(resumedLoad.problems, []);
+        assert.deepEqual(resumedLoad.snapshot.files, [entry(300)]);
+        assert.equal(generationOnDisk(`${store.path}.prev`), 1);
+      });
+    }
+  });
+
+  it("returns the empty snapshot with one problem per file when both generations are damaged", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir);
+    await store.save([entry(100)]);
+    await store.save([entry(200)]);
+    writeFileSync(store.path, Buffer.alloc(300));
+    writeFileSync(`${store.path}.prev`, pseudoRandomBytes(300, 3));
+    const loaded = await new CheckpointStore(dir).load();
+    assert.equal(loaded.source, "none");
+    assert.deepEqual(loaded.snapshot, { generation: 0, writtenAt: "", files: [] });
+    assert.equal(loaded.problems.length, 2);
+    assert.match(
+      loaded.problems[0] ?? "",
+      /checkpoints\.json: not a checkpoint file: all 300 bytes are zero/,
+    );
+    assert.match(loaded.problems[1] ?? "", /checkpoints\.json\.prev: not a checkpoint file/);
+    // No crash loop: the caller applies its start policy and the store keeps working.
+    assert.equal((await new CheckpointStore(dir).save([entry(1)])).generation, 1);
+  });
+
+  it("uses a complete .tmp newer than the current file (crash between the renames), then moves it into place", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir);
+    await store.save([entry(100)]);
+    await store.save([entry(200)]);
+    const leftover: CheckpointSnapshot = {
+      generation: 3,
+      writtenAt: new Date().toISOString(),
+      files: [entry(300)],
+    };
+    writeFileSync(`${store.path}.tmp`, encodeCheckpointFile(leftover));
+    const recovering = new CheckpointStore(dir);
+    const loaded = await recovering.load();
+    assert.deepEqual(loaded, { snapshot: leftover, source: "temp", problems: [] });
+    assert.equal((await recovering.save([entry(400)])).generation, 4);
+    assert.equal(generationOnDisk(store.path), 4);
+    assert.equal(
+      generationOnDisk(`${store.path}.prev`),
+      3,
+      "the recovered generation is kept as the previous one",
+    );
+    assert.equal(existsSync(`${store.path}.tmp`), false);
+  });
+
+  it("ignores an incomplete .tmp, reporting it as a leftover", async () => {
+    for (const cut of [0.5, 0.99]) {
+      const dir = freshDir();
+      const store = new CheckpointStore(dir);
+      await store.save([entry(100)]);
+      await store.save([entry(200)]);
+      const next = encodeCheckpointFile({
+        generation: 3,
+        writtenAt: new Date().toISOString(),
+        files: [entry(300)],
+      });
+      writeFileSync(`${store.path}.tmp`, next.subarray(0, Math.floor(next.length * cut)));
+      const loaded = await new CheckpointStore(dir).load();
+      assert.equal(loaded.source, "current");
+      assert.equal(loaded.snapshot.generation, 2);
+      assert.deepEqual(loaded.snapshot.files, [entry(200)]);
+      assert.equal(loaded.problems.length, 1);
+      assert.match(
+        loaded.problems[0] ?? "",
+        /checkpoints\.json\.tmp: checksum mismatch .*leftover of an interrupted save/,
+      );
+      assert.equal((await new CheckpointStore(dir).save([entry(400)])).generation, 3);
+    }
+  });
+
+  it("refuses malformed entries before touching the disk", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir);
+    const cases: ReadonlyArray<readonly [readonly FileCheckpoint[], RegExp]> = [
+      [[entry(100, { offset: Number.NaN })], /files\[0\]\.offset: expected a non-negative integer/],
+      [[entry(100), entry(200)], /files\[1\] is a second entry for file 2049:1234567/],
+      [[entry(10, { input: "" })], /files\[0\]\.input: expected a non-empty string/],
+    ];
+    for (const [files, message] of cases) {
+      await assert.rejects(store.save(files), (err: unknown) => {
+        assert.ok(err instanceof TypeError);
+        assert.match(err.message, message);
+        return true;
+      });
+    }
+    assert.equal(existsSync(dir), false);
+    assert.equal((await store.save([entry(100)])).generation, 1);
+  });
+
+  it("serialises concurrent saves: generations follow call order and the last one wins", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir);
+    const saves = Array.from({ length: 25 }, (_, i) => store.save([entry(i * 10 + 64)]));
+    const results = await Promise.all(saves);
+    assert.deepEqual(
+      results.map((r) => r.generation),
+      Array.from({ length: 25 }, (_, i) => i + 1),
+    );
+    const loaded = await new CheckpointStore(dir).load();
+    assert.equal(loaded.snapshot.generation, 25);
+    assert.deepEqual(loaded.snapshot.files, [entry(24 * 10 + 64)]);
+  });
+});
+
+describe("unusable state directory", () => {
+  const assertUnusable = (dir: string, code: string, hint: RegExp) => (err: unknown) => {
+    assert.ok(err instanceof CheckpointStoreError, String(err));
+    assert.equal(err.code, code);
+    assert.ok(err.message.includes(dir), err.message);
+    assert.ok(err.message.includes(code), err.message);
+    assert.match(err.message, hint);
+    return true;
+  };
+
+  it("stateDir is a regular file: save and load throw CheckpointStoreError naming the path and the fix", async () => {
+    const file = join(root, "state-is-a-file");
+    writeFileSync(file, "not a directory");
+    const store = new CheckpointStore(file);
+    // A store that has not loaded yet reads the disk first (to number the generation), hence ENOTDIR.
+    await assert.rejects(
+      store.save([entry(100)]),
+      assertUnusable(file, "ENOTDIR", /not a directory; set stateDir/),
+    );
+    await assert.rejects(
+      store.load(),
+      assertUnusable(file, "ENOTDIR", /is a regular file, not a directory; set stateDir/),
+    );
+  });
+
+  it("stateDir under a regular file (ENOTDIR; we run as root, so no EACCES case)", async () => {
+    const file = join(root, "plain-file");
+    writeFileSync(file, "x");
+    const dir = join(file, "state");
+    const store = new CheckpointStore(dir);
+    await assert.rejects(
+      store.save([entry(100)]),
+      assertUnusable(dir, "ENOTDIR", /make the state directory writable/),
+    );
+    await assert.rejects(store.load(), assertUnusable(dir, "ENOTDIR", /not a directory; set stateDir/));
+  });
+
+  it("disk full during a save: the error says so, the last generation survives, saving resumes", async () => {
+    const fs = new CrashableFs("/state", mulberry32(1));
+    const store = new CheckpointStore("/state", { fs });
+    await store.save([entry(100)]);
+    // Every mutating step of a save in turn: mkdir/open, write, fsync, renames, directory fsync.
+    for (let step = 1; step <= 6; step++) {
+      fs.arm({ failAt: fs.mutations + step });
+      await assert.rejects(
+        store.save([entry(200)]),
+        assertUnusable("/state", "ENOSPC", /no space .*resumes by itself/),
+      );
+      fs.arm({});
+      // Depending on the step, the failed generation may or may not have become visible; either way
+      // the content is exactly one of the two saves.
+      const loaded = await new CheckpointStore("/state", { fs }).load();
+      assert.ok(loaded.snapshot.generation >= 1);
+      assert.ok([100, 200].includes(loaded.snapshot.files[0]?.offset ?? -1));
+    }
+    const last = await store.save([entry(300)]);
+    const loaded = await new CheckpointStore("/state", { fs }).load();
+    assert.deepEqual(loaded.snapshot, last);
+  });
+});
+
+describe("power loss at every I/O step (crashable in-memory filesystem)", () => {
+  it("1,000 random histories: load always yields exactly the last completed save or the one in progress", async (t) => {
+    const stats = { crashes: 0, failures: 0, completed: 0, sources: new Map<LoadSource, number>() };
+    for (let trial = 0; trial < 1000; trial++) {
+      await runTrial(trial, stats);
+    }
+    t.diagnostic(
+      `crashes ${stats.crashes}, injected ENOSPC ${stats.failures}, completed saves ${stats.completed}, ` +
+        `load sources ${JSON.stringify(Object.fromEntries(stats.sources))}`,
+    );
+    // The histories must actually reach the interesting states, or the test proves nothing.
+    for (const source of ["current", "temp", "none"] as const) {
+      assert.ok((stats.sources.get(source) ?? 0) > 10, `load from ${source} exercised`);
+    }
+    assert.ok(stats.crashes >= 1000 && stats.failures > 100);
+  });
+});
+
+describe("real SIGKILL at the store's crash points", () => {
+  const storeUrl = new URL("../src/checkpoint/checkpoint-store.js", import.meta.url).href;
+  const childEntry = (offset: number): FileCheckpoint =>
+    entry(offset, { header: `${HEADER},"a ""quoted"" field"`, fileKey: `k-${offset}` });
+
+  async function crashChild(
+    dir: string,
+    crashAt: string,
+  ): Promise<{ signal: string | null; stderr: string }> {
+    const script = join(root, `child-${dirs++}.mjs`);
+    writeFileSync(
+      script,
+      `import { CheckpointStore } from ${JSON.stringify(storeUrl)};
+const [dir, first, second] = process.argv.slice(2);
+const store = new CheckpointStore(dir);
+await store.load();
+await store.save([JSON.parse(first)]);
+await store.save([JSON.parse(second)]);
+`,
+    );
+    const child = spawn(
+      process.execPath,
+      [script, dir, JSON.stringify(childEntry(100)), JSON.stringify(childEntry(200))],
+      { env: { ...process.env, PMTA_INGEST_CRASH_AT: crashAt }, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const [, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
+    return { signal, stderr };
+  }
+
+  // A SIGKILL (unlike a power loss) keeps the page cache, so what was written is what is read back:
+  // the exact outcome of each point is known, and it must be generation 2 or, at worst, 1.
+  const cases: ReadonlyArray<readonly [string, number, LoadSource]> = [
+    ["ckpt-after-temp-write:2", 2, "temp"],
+    ["ckpt-after-fsync:2", 2, "temp"],
+    ["ckpt-after-rename:2", 2, "current"],
+    ["ckpt-after-fsync", 1, "temp"],
+  ];
+  for (const [crashAt, generation, source] of cases) {
+    it(`PMTA_INGEST_CRASH_AT=${crashAt}`, async () => {
+      const dir = freshDir();
+      const { signal, stderr } = await crashChild(dir, crashAt);
+      assert.equal(signal, "SIGKILL", stderr);
+      const store = new CheckpointStore(dir);
+      const loaded: LoadResult = await store.load();
+      assert.ok([1, 2].includes(loaded.snapshot.generation));
+      assert.equal(loaded.snapshot.generation, generation);
+      assert.equal(loaded.source, source);
+      assert.deepEqual(loaded.problems, []);
+      assert.deepEqual(loaded.snapshot.files, [childEntry(generation * 100)]);
+      // The next run carries on from it, keeping it as the previous generation.
+      assert.equal((await store.save([childEntry(300)])).generation, generation + 1);
+      assert.equal(generationOnDisk(`${store.path}.prev`), generation);
+    });
+  }
+
+  it("parses PMTA_INGEST_CRASH_AT", () => {
+    assert.equal(parseCrashSpec(undefined), undefined);
+    assert.equal(parseCrashSpec(""), undefined);
+    assert.deepEqual(parseCrashSpec("ckpt-after-fsync"), { name: "ckpt-after-fsync", nth: 1 });
+    assert.deepEqual(parseCrashSpec("after-send:12"), { name: "after-send", nth: 12 });
+    assert.ok(parseCrashSpec("after-send:0") instanceof Error);
+    assert.ok(parseCrashSpec("after send") instanceof Error);
+  });
+});
+
+describe("expire", () => {
+  const store = new CheckpointStore(join(root, "unused"));
+  const day = 86_400_000;
+  const now = 1_763_900_000_000;
+  const at = (ino: number, updatedAt: number): FileCheckpoint => entry(100, { ino, updatedAt });
+
+  it("keeps present files, keeps recent absent ones, drops absent ones older than retention", () => {
+    const files = [
+      at(1, now - 30 * day), // present, old
+      at(2, now - 1 * day), // absent, recent
+      at(3, now - 8 * day), // absent, old
+      at(4, now - 7 * day), // absent, exactly at the retention limit
+      at(5, now + day), // absent, "from the future" (clock stepped back)
+    ];
+    const present = new Set([1]);
+    const asked: number[] = [];
+    const kept = store.expire(files, 7 * day, now, (c) => {
+      asked.push(c.ino);
+      return present.has(c.ino);
+    });
+    assert.deepEqual(
+      kept.map((c) => c.ino),
+      [1, 2, 4, 5],
+    );
+    assert.deepEqual(asked, [1, 3], "presence is only checked for entries past retention");
+    assert.equal(files.length, 5, "input untouched");
+  });
+});
+
+// -------------------------------------------------------------------------------------------------
+// The crashable filesystem and the model test
+
+type Rng = () => number;
+
+function mulberry32(seed: number): Rng {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const int = (rng: Rng, n: number): number => Math.floor(rng() * n);
+
+function pseudoRandomBytes(length: number, seed: number): Buffer {
+  const rng = mulberry32(seed);
+  return Buffer.from(Array.from({ length }, () => int(rng, 256)));
+}
+
+class PowerLoss extends Error {
+  constructor() {
+    super("simulated power loss");
+  }
+}
+
+function errno(code: string, syscall: string, path: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: simulated, ${syscall} '${path}'`), { code, syscall, path });
+}
+
+interface Inode {
+  /** What survives a power loss. */
+  durable: Uint8Array;
+  /** What a running process reads (the page cache). */
+  data: Uint8Array;
+  dirty: boolean;
+}
+
+type DirOp =
+  | { readonly kind: "create"; readonly name: string; readonly ino: number }
+  | { readonly kind: "rename"; readonly from: string; readonly to: string; readonly ino: number };
+
+/**
+ * One directory with the durability rules of store-fs.ts, made adversarial: at power loss, file data
+ * not fsynced comes back as the old content, nothing, a prefix, zeros or the full new content; and
+ * any subset (not only a prefix) of the creations and renames since the last directory fsync persists.
+ * Every call is one "I/O step"; `arm` picks the step at which power fails or ENOSPC is returned.
+ */
+class CrashableFs implements StoreFs {
+  steps = 0;
+  /** Steps that change something (ENOSPC is only injected there). */
+  mutations = 0;
+  private crashAt = Number.POSITIVE_INFINITY;
+  private failAt = Number.POSITIVE_INFINITY;
+  private nextIno = 1;
+  private readonly inodes = new Map<number, Inode>();
+  private names = new Map<string, number>();
+  private durableNames = new Map<string, number>();
+  private pending: DirOp[] = [];
+
+  constructor(
+    private readonly dir: string,
+    private readonly rng: Rng,
+  ) {}
+
+  arm(at: { crashAt?: number; failAt?: number }): void {
+    this.crashAt = at.crashAt ?? Number.POSITIVE_INFINITY;
+    this.failAt = at.failAt ?? Number.POSITIVE_INFINITY;
+  }
+
+  private step(syscall: string, path: string, mutates: boolean): void {
+    this.steps++;
+    if (this.steps >= this.crashAt) {
+      this.powerLoss();
+      throw new PowerLoss();
+    }
+    if (mutates && ++this.mutations === this.failAt) throw errno("ENOSPC", syscall, path);
+  }
+
+  private inode(path: string, syscall: string): Inode {
+    const ino = this.names.get(path);
+    const node = ino === undefined ? undefined : this.inodes.get(ino);
+    if (node === undefined) throw errno("ENOENT", syscall, path);
+    return node;
+  }
+
+  async openForWrite(path: string): Promise<StoreFileHandle> {
+    this.step("open", path, true);
+    let ino = this.names.get(path);
+    if (ino === undefined) {
+      ino = this.nextIno++;
+      this.inodes.set(ino, { durable: new Uint8Array(0), data: new Uint8Array(0), dirty: true });
+      this.names.set(path, ino);
+      this.pending.push({ kind: "create", name: path, ino });
+    }
+    const node = this.inodes.get(ino) as Inode;
+    node.data = new Uint8Array(0);
+    node.dirty = true;
+    return {
+      write: async (chunk) => {
+        this.step("write", path, true);
+        node.data = Buffer.concat([node.data, chunk]);
+        node.dirty = true;
+      },
+      sync: async () => {
+        this.step("fsync", path, true);
+        node.durable = node.data;
+        node.dirty = false;
+      },
+      close: async () => {
+        this.step("close", path, false);
+      },
+    };
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    this.step("rename", from, true);
+    const ino = this.names.get(from);
+    if (ino === undefined) throw errno("ENOENT", "rename", from);
+    this.names.delete(from);
+    this.names.set(to, ino);
+    this.pending.push({ kind: "rename", from, to, ino });
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    this.step("open", path, false);
+    return Buffer.from(this.inode(path, "open").data);
+  }
+
+  async fsyncFile(path: string): Promise<void> {
+    this.step("fsync", path, true);
+    const node = this.inode(path, "fsync");
+    node.durable = node.data;
+    node.dirty = false;
+  }
+
+  async fsyncDir(path: string): Promise<void> {
+    this.step("fsync", path, true);
+    if (path === this.dir) {
+      this.durableNames = new Map(this.names);
+      this.pending = [];
+    }
+  }
+
+  async mkdir(path: string): Promise<string | undefined> {
+    this.step("mkdir", path, true);
+    return undefined;
+  }
+
+  /** Replaces the state by one a machine could come back with after losing power now. */
+  powerLoss(): void {
+    const names = new Map(this.durableNames);
+    const prefixOnly = this.rng() < 0.5;
+    let stop = false;
+    for (const op of this.pending) {
+      if (stop || this.rng() < 0.4) {
+        stop ||= prefixOnly;
+        continue;
+      }
+      if (op.kind === "create") names.set(op.name, op.ino);
+      else {
+        if (names.get(op.from) === op.ino) names.delete(op.from);
+        names.set(op.to, op.ino);
+      }
+    }
+    for (const node of this.inodes.values()) {
+      if (node.dirty) {
+        const data = node.data;
+        const variants = [
+          () => node.durable,
+          () => data,
+          () => data.subarray(0, int(this.rng, data.length + 1)),
+          () => new Uint8Array(data.length),
+          () => {
+            const torn = Buffer.from(data);
+            const at = int(this.rng, Math.max(1, torn.length));
+            pseudoRandomBytes(Math.min(512, torn.length - at), int(this.rng, 1e9)).copy(torn, at);
+            return torn;
+          },
+        ];
+        node.durable = (variants[int(this.rng, variants.length)] as () => Uint8Array)();
+      }
+      node.data = node.durable;
+      node.dirty = false;
+    }
+    this.names = names;
+    this.durableNames = new Map(names);
+    this.pending = [];
+    this.crashAt = Number.POSITIVE_INFINITY;
+    this.failAt = Number.POSITIVE_INFINITY;
+  }
+}
+
+interface TrialStats {
+  crashes: number;
+  failures: number;
+  completed: number;
+  sources: Map<LoadSource, number>;
+}
+
+/**
+ * One history: a few "boots", each loading, then saving until power fails at a random step (or an
+ * injected ENOSPC makes a save fail). The oracle: every load returns exactly the snapshot of the last
+ * completed save (or last load), or of a save attempted after it that did not complete — identified
+ * by a unique marker in the entries, so a torn or mixed snapshot cannot pass.
+ */
+async function runTrial(trial: number, stats: TrialStats): Promise<void> {
+  const rng = mulberry32(trial + 1);
+  const fs = new CrashableFs("/state", rng);
+  let floor: { generation: number; files: readonly FileCheckpoint[] } = { generation: 0, files: [] };
+  let attempted = new Map<number, readonly FileCheckpoint[]>();
+  let marker = 0;
+  const context = () => `trial ${trial}, floor generation ${floor.generation}`;
+
+  const check = (loaded: LoadResult): void => {
+    stats.sources.set(loaded.source, (stats.sources.get(loaded.source) ?? 0) + 1);
+    const { generation, files } = loaded.snapshot;
+    if (generation === floor.generation) {
+      assert.deepEqual(files, floor.files, `${context()}: generation ${generation} content`);
+    } else {
+      assert.ok(generation > floor.generation, `${context()}: went back to generation ${generation}`);
+      const id = files[0]?.updatedAt ?? -1;
+      const expected = attempted.get(id);
+      assert.ok(expected !== undefined, `${context()}: generation ${generation} is no attempted save`);
+      assert.deepEqual(files, expected, `${context()}: generation ${generation} torn or mixed`);
+    }
+    floor = { generation, files };
+    attempted = new Map();
+  };
+
+  const boots = 1 + int(rng, 4);
+  for (let boot = 0; boot < boots; boot++) {
+    fs.arm({
+      crashAt: fs.steps + 1 + int(rng, 70),
+      ...(rng() < 0.3 ? { failAt: fs.mutations + 1 + int(rng, 30) } : {}),
+    });
+    const store = new CheckpointStore("/state", { fs });
+    try {
+      check(await store.load());
+      const saves = int(rng, 7);
+      for (let i = 0; i < saves; i++) {
+        marker++;
+        const files = Array.from({ length: 1 + int(rng, 4) }, (_, k) =>
+          entry(64 + int(rng, 1e6), { ino: k + 1, updatedAt: k === 0 ? marker : int(rng, 1e12) }),
+        );
+        attempted.set(marker, files);
+        try {
+          const saved = await store.save(files);
+          assert.ok(saved.generation > floor.generation, context());
+          floor = { generation: saved.generation, files };
+          attempted = new Map();
+          stats.completed++;
+        } catch (err) {
+          if (!(err instanceof CheckpointStoreError)) throw err;
+          assert.equal(err.code, "ENOSPC");
+          stats.failures++;
+        }
+      }
+      fs.powerLoss(); // even a history that never crashed ends with the power cut
+    } catch (err) {
+      if (!(err instanceof PowerLoss)) throw err;
+    }
+    stats.crashes++;
+  }
+  fs.arm({});
+  check(await new CheckpointStore("/state", { fs }).load());
+}
