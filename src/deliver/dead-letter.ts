@@ -1,4 +1,5 @@
 import { type FileHandle, open } from "node:fs/promises";
+import type { EnvelopeOrigin } from "./batcher.js";
 
 /**
  * What cannot be delivered is written here instead of being dropped: one JSON line per record with
@@ -36,6 +37,15 @@ export class DeadLetterFile {
     await this.handle.write(`${JSON.stringify(entry)}\n`);
     await this.handle.sync();
     this.count++;
+  }
+
+  /** Appends an entry for the byte range `origin`, filling in the time and length. */
+  async appendAt(
+    origin: EnvelopeOrigin | undefined,
+    what: Omit<DeadLetterEntry, "time" | "input" | "file" | "dev" | "ino" | "offset" | "end" | "length">,
+  ): Promise<void> {
+    const o = origin ?? { input: "", file: "", dev: 0, ino: 0, offset: 0, end: 0 };
+    await this.append({ time: new Date().toISOString(), ...o, length: o.end - o.offset, ...what });
   }
 
   async close(): Promise<void> {

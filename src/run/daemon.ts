@@ -99,16 +99,8 @@ export async function runDaemon(
       deadLetter: async (r) => {
         counters.deadLetters++;
         const o = r.envelope.origin;
-        await deadLetter.append({
-          time: new Date().toISOString(),
-          input: o?.input ?? "",
-          file: o?.file ?? "",
-          dev: o?.dev ?? 0,
-          ino: o?.ino ?? 0,
-          offset: o?.offset ?? 0,
-          end: o?.end ?? 0,
-          length: (o?.end ?? 0) - (o?.offset ?? 0),
-          reason: `rejected-by-output`,
+        await deadLetter.appendAt(o, {
+          reason: "rejected-by-output",
           detail: `HTTP ${r.status}`,
           status: r.status,
           response: r.body.slice(0, 1024),
@@ -196,19 +188,15 @@ export async function runDaemon(
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;
-        await deadLetter.append({
-          time: new Date().toISOString(),
+        const origin = {
           input: file.input.name,
           file: file.path,
           dev: file.dev,
           ino: file.ino,
           offset: item.offset,
           end: item.end,
-          length: item.end - item.offset,
-          reason: item.reason,
-          detail: item.message,
-          preview,
-        });
+        };
+        await deadLetter.appendAt(origin, { reason: item.reason, detail: item.message, preview });
         log("warn", "record set aside in the dead-letter file", {
           input: file.input.name,
           file: file.path,
