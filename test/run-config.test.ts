@@ -145,3 +145,37 @@ inFlight: { maxBytes: 8MiB }
     );
   });
 });
+
+describe("metrics configuration", () => {
+  const base = `inputs: [{ path: /var/log/pmta/bounces-*.csv }]\nstateDir: ${join(dir, "state-m")}\n`;
+
+  it("takes host:port, [v6]:port and off; caps default to 50", async () => {
+    for (const [listen, want] of [
+      ["127.0.0.1:9464", "127.0.0.1:9464"],
+      ['"[::1]:9464"', "[::1]:9464"],
+      ["off", "off"],
+    ] as const) {
+      const c = await loadRunConfig({
+        file: file(`m-${want.length}.yaml`, `${base}metrics: { listen: ${listen} }\n`),
+        env: {},
+      });
+      assert.equal(c.metrics.listen, want);
+      assert.equal(c.metrics.maxVmtaLabels, 50);
+    }
+    const c = await loadRunConfig({
+      file: file("m-caps.yaml", `${base}metrics: { maxVmtaLabels: 200, maxJobLabels: 10 }\n`),
+      env: {},
+    });
+    assert.deepEqual(c.metrics, { listen: "127.0.0.1:9464", maxVmtaLabels: 200, maxJobLabels: 10 });
+  });
+
+  it("rejects a bad listen address or cap with the key named", async () => {
+    await rejects(`${base}metrics: { listen: 9464 }\n`, /metrics\.listen: expected host:port .* got "9464"/);
+    await rejects(`${base}metrics: { listen: "localhost:99999" }\n`, /metrics\.listen: expected host:port/);
+    await rejects(
+      `${base}metrics: { maxVmtaLabels: -1 }\n`,
+      /metrics\.maxVmtaLabels: expected a positive whole number/,
+    );
+    await rejects(`${base}metrics: { listn: x }\n`, /metrics/);
+  });
+});

@@ -157,7 +157,13 @@ async function main(argv: string[]): Promise<number> {
         }
         const classifier = await classifierFromRulesFile(config.rules);
         const { runDaemon } = await import("../run/daemon.js");
-        exitCode = await runDaemon(config, classifier);
+        const { MetricsListenError } = await import("../observe/metrics-server.js");
+        try {
+          exitCode = await runDaemon(config, classifier);
+        } catch (err) {
+          if (err instanceof MetricsListenError) throw new UsageError(`${config.source}: ${err.message}`);
+          throw err;
+        }
       },
     )
     .command(

@@ -45,7 +45,12 @@ export interface RunConfig {
   readonly drainTimeoutMs: number;
   readonly maxOpenFiles: number;
   readonly deadLetterPath: string;
-  readonly metrics: { readonly listen: string };
+  readonly metrics: {
+    /** `host:port`, or "off". */
+    readonly listen: string;
+    readonly maxVmtaLabels: number;
+    readonly maxJobLabels: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -155,7 +160,19 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
       key: "metrics.listen",
       type: "host:port | off",
       default: "127.0.0.1:9464",
-      description: "metrics endpoint",
+      description: "serves /metrics, /healthz, /readyz; keep it on loopback or firewall it",
+    },
+    {
+      key: "metrics.maxVmtaLabels",
+      type: "int",
+      default: "50",
+      description: "distinct vmta label values before the rest count as `other`",
+    },
+    {
+      key: "metrics.maxJobLabels",
+      type: "int",
+      default: "50",
+      description: "distinct job label values before the rest count as `other`",
     },
   ];
 
@@ -353,10 +370,13 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
   const batch = obj("batch", doc.batch, ["maxEvents", "maxBytes", "maxWait"]);
   const inFlight = obj("inFlight", doc.inFlight, ["maxEvents", "maxBytes"]);
   const deadLetter = obj("deadLetter", doc.deadLetter, ["path"]);
-  const metrics = obj("metrics", doc.metrics, ["listen"]);
+  const metrics = obj("metrics", doc.metrics, ["listen", "maxVmtaLabels", "maxJobLabels"]);
   const listen = metrics.listen === undefined ? "127.0.0.1:9464" : String(metrics.listen);
-  if (listen !== "off" && !/^[^:]+:\d{1,5}$/.test(listen))
-    fail("metrics.listen", 'expected host:port or "off"');
+  if (listen !== "off" && parseListen(listen) === undefined)
+    fail(
+      "metrics.listen",
+      `expected host:port (e.g. 127.0.0.1:9464 or [::1]:9464) or "off", got "${listen}"`,
+    );
 
   return {
     source,
@@ -390,8 +410,21 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
       deadLetter.path === undefined
         ? join(stateDir, "dead-letter.ndjson")
         : abs("deadLetter.path", deadLetter.path),
-    metrics: { listen },
+    metrics: {
+      listen,
+      maxVmtaLabels: num("metrics.maxVmtaLabels", metrics.maxVmtaLabels, 50),
+      maxJobLabels: num("metrics.maxJobLabels", metrics.maxJobLabels, 50),
+    },
   };
+}
+
+/** `host:port` or `[v6]:port` → parts; undefined when malformed or the port is out of range. */
+export function parseListen(listen: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(listen);
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? "", port };
 }
 
 function list(key: string, v: unknown, fail: (k: string, p: string) => never): string[] {

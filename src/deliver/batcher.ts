@@ -30,6 +30,16 @@ export interface BatcherOptions {
   readonly onRetry?: (attempt: number, error: unknown, delayMs: number) => void;
   /** Called whenever events were acknowledged (the tailer resumes reading, checkpoints advance). */
   readonly onAcked?: (events: number) => void;
+  /** Called once per batch when it is cut (batch-size metrics). */
+  readonly onBatch?: (events: number, bytes: number) => void;
+  /** Called after each attempt to send a batch, with its duration (latency metrics). */
+  readonly onAttempt?: (ok: boolean, ms: number) => void;
+}
+
+interface QueuedBatch {
+  readonly events: Envelope[];
+  /** performance.now() when its first event was pushed. */
+  readonly since: number;
 }
 
 /**
@@ -42,7 +52,9 @@ export interface BatcherOptions {
 export class Batcher {
   private current: Envelope[] = [];
   private currentBytes = 0;
-  private readonly queue: Envelope[][] = [];
+  private currentSince = 0;
+  private readonly queue: QueuedBatch[] = [];
+  private sendingSince: number | undefined;
   private sending = false;
   private timer: NodeJS.Timeout | undefined;
   private events = 0;
@@ -64,7 +76,15 @@ export class Batcher {
     return this.bytes;
   }
 
+  /** performance.now() when the oldest event not yet acknowledged was pushed; undefined when none. */
+  get oldestUnackedSince(): number | undefined {
+    if (this.sendingSince !== undefined) return this.sendingSince;
+    if (this.queue.length > 0) return this.queue[0]?.since;
+    return this.current.length > 0 ? this.currentSince : undefined;
+  }
+
   push(envelope: Envelope): void {
+    if (this.current.length === 0) this.currentSince = performance.now();
     this.current.push(envelope);
     this.currentBytes += envelope.bytes;
     this.events++;
@@ -102,7 +122,8 @@ export class Batcher {
       this.timer = undefined;
     }
     if (this.current.length === 0) return;
-    this.queue.push(this.current);
+    this.options.onBatch?.(this.current.length, this.currentBytes);
+    this.queue.push({ events: this.current, since: this.currentSince });
     this.current = [];
     this.currentBytes = 0;
     if (!this.sending) void this.sendLoop();
@@ -111,8 +132,15 @@ export class Batcher {
   private async sendLoop(): Promise<void> {
     this.sending = true;
     try {
-      for (let batch = this.queue.shift(); batch !== undefined && !this.stopped; batch = this.queue.shift()) {
+      for (
+        let queued = this.queue.shift();
+        queued !== undefined && !this.stopped;
+        queued = this.queue.shift()
+      ) {
+        const batch = queued.events;
+        this.sendingSince = queued.since;
         await this.sendWithRetry(batch);
+        this.sendingSince = undefined;
         if (this.stopped) return;
         crashPoint("after-send");
         let bytes = 0;
@@ -136,10 +164,13 @@ export class Batcher {
 
   private async sendWithRetry(batch: Envelope[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      const t0 = performance.now();
       try {
         await this.output.send(batch);
+        this.options.onAttempt?.(true, performance.now() - t0);
         return;
       } catch (err) {
+        this.options.onAttempt?.(false, performance.now() - t0);
         if (this.stopped) return;
         const cap = Math.min(30_000, 100 * 2 ** Math.min(attempt, 20));
         const delay = Math.round(Math.random() * cap);

@@ -1,3 +1,5 @@
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type FSWatcher, watch } from "chokidar";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
@@ -5,15 +7,19 @@ import { crashPoint } from "../checkpoint/crash-point.js";
 import type { Classifier } from "../classify/classifier.js";
 import { log as defaultLog, type log } from "../cli/log.js";
 import type { RunConfig } from "../config/run-config.js";
+import { parseListen } from "../config/run-config.js";
 import { parseDuration } from "../config/units.js";
-import { Batcher } from "../deliver/batcher.js";
+import { Batcher, type Envelope } from "../deliver/batcher.js";
 import { DeadLetterFile } from "../deliver/dead-letter.js";
 import { HttpOutput, parseHttpSettings } from "../deliver/http-output.js";
 import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
 import { buildEvent } from "../event/build-event.js";
 import type { PmtaEvent } from "../event/event.js";
+import { PipelineMetrics, type RetryCause } from "../observe/metrics.js";
+import { type MetricsServer, type ReadinessCheck, startMetricsServer } from "../observe/metrics-server.js";
 import { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
 import { Tailer } from "../tail/tailer.js";
+import { VERSION } from "../version.js";
 
 /** Counters the daemon keeps (exported as Prometheus metrics by the observability issue). */
 export interface DaemonCounters {
@@ -45,7 +51,22 @@ export interface DaemonOptions {
   readonly log?: typeof log;
   /** Handle SIGTERM/SIGINT (default true). */
   readonly handleSignals?: boolean;
+  /** Called with the bound metrics address once the endpoint listens (tests bind port 0). */
+  readonly onMetricsListening?: (address: string) => void;
+  /** Export Node's process metrics (default true). */
+  readonly processMetrics?: boolean;
 }
+
+/** The output counts as reachable for /readyz if it answered within this long. */
+const OUTPUT_READY_GRACE_MS = 60_000;
+
+const HTTP_RETRY_CAUSE: Readonly<Record<"network" | "5xx" | "429" | "408" | "auth", RetryCause>> = {
+  network: "network",
+  "5xx": "server_error",
+  "429": "rate_limited",
+  "408": "timeout",
+  auth: "auth",
+};
 
 export async function runDaemon(
   config: RunConfig,
@@ -66,6 +87,32 @@ export async function runDaemon(
     retries: 0,
   };
 
+  const metrics = new PipelineMetrics({
+    version: VERSION,
+    output: config.output.kind,
+    inputs: config.inputs.map((i) => i.name),
+    inFlightLimit: config.inFlight.maxEvents,
+    maxVmtaLabels: config.metrics.maxVmtaLabels,
+    maxJobLabels: config.metrics.maxJobLabels,
+    processMetrics: options.processMetrics ?? true,
+  });
+  // What /readyz reports about the output: the last attempt, and when it last succeeded.
+  const outputHealth: { lastOk: boolean | undefined; lastSuccessAt: number; lastError: string } = {
+    lastOk: undefined,
+    lastSuccessAt: 0,
+    lastError: "",
+  };
+  const outputFailed = (error: string): void => {
+    outputHealth.lastOk = false;
+    outputHealth.lastError = error;
+  };
+  const outputSucceeded = (): void => {
+    outputHealth.lastOk = true;
+    outputHealth.lastSuccessAt = Date.now();
+  };
+  // Events the backend rejected (dead-lettered): acknowledged, but not counted as delivered.
+  const rejected = new WeakSet<Envelope>();
+
   const store = new CheckpointStore(config.stateDir);
   const loaded = await store.load();
   for (const problem of loaded.problems) {
@@ -81,6 +128,8 @@ export async function runDaemon(
     },
   });
 
+  let lastCheckpointError: string | undefined;
+  let metricsServer: MetricsServer | undefined;
   const deadLetter = new DeadLetterFile(config.deadLetterPath);
   let output: Output;
   if (config.output.kind === "file") {
@@ -98,7 +147,9 @@ export async function runDaemon(
     output = new HttpOutput(settings, {
       deadLetter: async (r) => {
         counters.deadLetters++;
+        rejected.add(r.envelope);
         const o = r.envelope.origin;
+        metrics.deadLettered(o?.input ?? "unknown", "rejected-by-output");
         await deadLetter.appendAt(o, {
           reason: "rejected-by-output",
           detail: `HTTP ${r.status}`,
@@ -115,8 +166,27 @@ export async function runDaemon(
         });
       },
       log,
-      onRetry: () => {
+      onRetry: (cause) => {
         counters.retries++;
+        metrics.retry(HTTP_RETRY_CAUSE[cause]);
+        outputFailed(cause);
+      },
+      onRequest: (status, _events, ms) => {
+        const seconds = ms / 1000;
+        if (status === "error") {
+          metrics.request("error", seconds);
+        } else if (status >= 200 && status < 300) {
+          metrics.request("success", seconds);
+          metrics.outputAnswered();
+          outputSucceeded();
+        } else if (status === 401 || status === 403 || status === 408 || status === 429 || status >= 500) {
+          metrics.request("retry", seconds);
+        } else {
+          // A 4xx for single events is an answer: the backend is up and judged the events.
+          metrics.request("rejected", seconds);
+          metrics.outputAnswered();
+          outputSucceeded();
+        }
       },
     });
   }
@@ -142,6 +212,8 @@ export async function runDaemon(
     ...config.batch,
     onRetry: (attempt, error, delayMs) => {
       counters.retries++;
+      metrics.retry("error");
+      outputFailed(String(error));
       if (attempt === 1 || attempt % 10 === 0) {
         log("warn", "output failed; retrying", {
           output: output.name,
@@ -153,8 +225,15 @@ export async function runDaemon(
     },
     onAcked: (n) => {
       uncheckpointed += n;
+      metrics.acknowledged();
+      outputSucceeded();
       wake();
     },
+    onBatch: (events, bytes) => metrics.batch(events, bytes),
+    // HttpOutput reports each request itself (onRequest); for file and stdout a send is one write.
+    ...(config.output.kind === "http"
+      ? {}
+      : { onAttempt: (ok: boolean, ms: number) => metrics.request(ok ? "success" : "error", ms / 1000) }),
   });
   const ctxFor = (file: string) => ({ host: config.host, file, classifier });
 
@@ -174,6 +253,7 @@ export async function runDaemon(
         counters.records++;
         const event = buildEvent(item, ctxFor(file.path));
         options.onEvent?.(event);
+        const delivered = metrics.eventRead(file.input.name, event);
         const line = JSON.stringify(event);
         counters.events++;
         const origin = {
@@ -184,10 +264,21 @@ export async function runDaemon(
           offset: item.offset,
           end: item.end,
         };
-        batcher.push({ line, bytes: line.length, ack, id: event.id, origin });
+        const envelope: Envelope = {
+          line,
+          bytes: line.length,
+          ack: () => {
+            ack();
+            if (!rejected.has(envelope)) delivered.n++;
+          },
+          id: event.id,
+          origin,
+        };
+        batcher.push(envelope);
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;
+        metrics.deadLettered(file.input.name, item.reason);
         const origin = {
           input: file.input.name,
           file: file.path,
@@ -207,15 +298,38 @@ export async function runDaemon(
         });
       },
       log,
-      count: (name, by = 1) => {
-        if (name === "checkpoint_invalidated") counters.checkpointInvalidated += by;
-        else if (name === "rotation") counters.rotations += by;
-        else if (name === "truncation") counters.truncations += by;
-        else counters.lostUnreadBytes += by;
+      count: (name, input, by = 1) => {
+        switch (name) {
+          case "bytes_read":
+            metrics.bytesRead(input, by);
+            break;
+          case "checkpoint_invalidated":
+            counters.checkpointInvalidated += by;
+            metrics.checkpointInvalidated(input, "identity_mismatch");
+            break;
+          case "truncation":
+            counters.truncations += by;
+            metrics.checkpointInvalidated(input, "truncation");
+            break;
+          case "rotation":
+            counters.rotations += by;
+            metrics.rotation(input);
+            break;
+          case "lost_unread_bytes":
+            counters.lostUnreadBytes += by;
+            metrics.lostUnreadBytes(input, by);
+            break;
+        }
       },
     },
   );
   tailer.restore(loaded.snapshot.files);
+  metrics.sample(() => ({
+    inputs: tailer.inputStats(),
+    inFlightEvents: batcher.inFlightEvents,
+    inFlightBytes: batcher.inFlightBytes,
+    oldestUnackedSince: batcher.oldestUnackedSince,
+  }));
 
   let lastSignature = "";
   let lastCheckpointAt = 0;
@@ -238,11 +352,15 @@ export async function runDaemon(
       tailer.forget(kept);
       await store.save(kept);
       counters.checkpointsWritten++;
+      metrics.checkpointWritten();
+      lastCheckpointError = undefined;
       uncheckpointed -= covered;
       lastSignature = signature;
       lastCheckpointAt = t;
     } catch (err) {
       counters.checkpointFailures++;
+      metrics.checkpointFailed();
+      lastCheckpointError = String(err);
       log("error", "checkpoint write failed; will retry", { stateDir: config.stateDir, error: String(err) });
       lastCheckpointAt = t;
     }
@@ -285,6 +403,56 @@ export async function runDaemon(
   options.signal?.addEventListener("abort", onAbort);
 
   try {
+    // Inside the try: a taken port ends start-up through the same orderly shutdown as SIGTERM.
+    const listen = config.metrics.listen === "off" ? undefined : parseListen(config.metrics.listen);
+    if (listen !== undefined) {
+      metricsServer = await startMetricsServer({
+        ...listen,
+        metrics,
+        readiness: async () => {
+          const checks: ReadinessCheck[] = [];
+          for (const input of config.inputs) {
+            for (const dir of [input.dir, input.archive]) {
+              if (dir === undefined) continue;
+              const problem = await access(dir, constants.R_OK | constants.X_OK).then(
+                () => undefined,
+                (err: NodeJS.ErrnoException) => err.code ?? String(err),
+              );
+              checks.push({
+                name: `input ${input.name}: ${dir}`,
+                ok: problem === undefined,
+                detail: problem === undefined ? "readable" : `cannot list: ${problem}`,
+              });
+            }
+          }
+          const sinceOk = Date.now() - outputHealth.lastSuccessAt;
+          const outputOk =
+            outputHealth.lastOk !== false ||
+            (outputHealth.lastSuccessAt > 0 && sinceOk < OUTPUT_READY_GRACE_MS);
+          checks.push({
+            name: `output ${config.output.kind}`,
+            ok: outputOk,
+            detail:
+              outputHealth.lastOk === undefined
+                ? "nothing sent yet"
+                : outputHealth.lastOk
+                  ? "last attempt succeeded"
+                  : `last attempt failed (${outputHealth.lastError}); last success ${
+                      outputHealth.lastSuccessAt === 0 ? "never" : `${Math.round(sinceOk / 1000)} s ago`
+                    }`,
+          });
+          checks.push({
+            name: "checkpoint",
+            ok: lastCheckpointError === undefined,
+            detail:
+              lastCheckpointError === undefined ? "writable" : `last write failed: ${lastCheckpointError}`,
+          });
+          return checks;
+        },
+      });
+      log("info", "metrics endpoint listening", { address: metricsServer.address });
+      options.onMetricsListening?.(metricsServer.address);
+    }
     while (!stopping) {
       const t = performance.now();
       if (scanRequested || t - lastScan >= config.rescanIntervalMs) {
@@ -315,6 +483,7 @@ export async function runDaemon(
     await tailer.close();
     await output.close();
     await deadLetter.close();
+    await metricsServer?.close();
     log("info", "stopped", { ...counters });
   }
   return 0;

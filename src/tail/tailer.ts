@@ -51,8 +51,23 @@ export interface TailerSink {
     preview: string,
   ): Promise<void>;
   log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void;
-  /** Counters for metrics. */
-  count(name: "checkpoint_invalidated" | "rotation" | "truncation" | "lost_unread_bytes", by?: number): void;
+  /** Counters for metrics, per input. */
+  count(name: TailerCounter, input: string, by?: number): void;
+}
+
+export type TailerCounter =
+  | "checkpoint_invalidated"
+  | "rotation"
+  | "truncation"
+  | "lost_unread_bytes"
+  | "bytes_read";
+
+/** Per-input gauges for metrics. */
+export interface InputStats {
+  tracked: number;
+  open: number;
+  /** Bytes on disk not yet read (the lag). */
+  unread: number;
 }
 
 export interface TrackedFileView {
@@ -119,9 +134,20 @@ export class Tailer {
   /** Bytes on disk not yet read, per input (the lag). */
   unreadBytes(): Map<string, number> {
     const out = new Map<string, number>();
+    for (const [name, s] of this.inputStats()) out.set(name, s.unread);
+    return out;
+  }
+
+  /** Files tracked, descriptors open and bytes not yet read, per configured input (zeros included). */
+  inputStats(): Map<string, InputStats> {
+    const out = new Map<string, InputStats>();
+    for (const input of this.options.inputs) out.set(input.name, { tracked: 0, open: 0, unread: 0 });
     for (const f of this.files.values()) {
-      if (f.finished) continue;
-      out.set(f.input.name, (out.get(f.input.name) ?? 0) + Math.max(0, f.size - f.readOffset));
+      const s = out.get(f.input.name);
+      if (s === undefined) continue;
+      s.tracked++;
+      if (f.handle !== undefined) s.open++;
+      if (!f.finished) s.unread += Math.max(0, f.size - f.readOffset);
     }
     return out;
   }
@@ -156,7 +182,7 @@ export class Tailer {
           t.present = false;
           if (!t.finished && t.handle === undefined && t.size > t.tracker.ackedOffset) {
             const lost = t.size - t.readOffset;
-            this.sink.count("lost_unread_bytes", lost);
+            this.sink.count("lost_unread_bytes", t.input.name, lost);
             this.sink.log("error", "file deleted before it was read to the end", {
               input: input.name,
               file: t.path,
@@ -204,7 +230,7 @@ export class Tailer {
           const st0 = await t.handle.stat();
           const verdict = await verifyMarks(t.handle, st0.size, t.marksOffset, t.marks);
           if (verdict !== "same") {
-            this.sink.count("checkpoint_invalidated");
+            this.sink.count("checkpoint_invalidated", t.input.name);
             this.restart(
               t,
               st0.size,
@@ -229,6 +255,7 @@ export class Tailer {
         crashPoint("after-read");
         const items = t.decoder.push(this.chunk.subarray(0, bytesRead));
         t.readOffset += bytesRead;
+        this.sink.count("bytes_read", t.input.name, bytesRead);
         progressed = true;
         await this.handOn(t, items);
       }
@@ -360,7 +387,7 @@ export class Tailer {
 
   private update(t: Tracked, f: DiscoveredFile): void {
     if (t.path !== f.path) {
-      if (t.live && !f.live) this.sink.count("rotation");
+      if (t.live && !f.live) this.sink.count("rotation", t.input.name);
       t.path = f.path;
       t.name = f.name;
     }
@@ -392,7 +419,7 @@ export class Tailer {
   }
 
   private truncated(t: Tracked, size: number): void {
-    this.sink.count("truncation");
+    this.sink.count("truncation", t.input.name);
     this.restart(
       t,
       size,
@@ -441,7 +468,7 @@ export class Tailer {
           fileKey = cp.fileKey;
           finished = cp.finished && f.size === cp.offset;
         } else {
-          this.sink.count("checkpoint_invalidated");
+          this.sink.count("checkpoint_invalidated", input.name);
           this.sink.log("warn", "checkpoint does not match the file on disk; reading it from the start", {
             input: input.name,
             file: f.path,
