@@ -21,7 +21,7 @@ export async function runCheckPmta(args: CheckPmtaArgs): Promise<number> {
   const configPath = args.configPath ?? DEFAULT_PMTA_CONFIG;
   const report = await checkPmta(configPath, args);
   if (args.json) out(`${JSON.stringify(toJson(report), null, 2)}\n`);
-  else out(formatReport(report));
+  else if (report.readable) out(formatReport(report));
   if (!report.readable) {
     const p = report.problems[0] as Problem;
     err(`pmta-ingest: ${p.message}; ${p.fix}\n`);

@@ -217,7 +217,15 @@ function report(
   user?: ServiceUser,
 ): CheckReport {
   const order = { error: 0, warn: 1, info: 2 } as const;
-  const sorted = [...problems].sort((a, b) => order[a.severity] - order[b.severity]);
+  // Inputs sharing a directory (bounces and fbl both in /var/log/pmta) find the same thing twice.
+  const seen = new Set<string>();
+  const unique = problems.filter((p) => {
+    const key = `${p.code}\u0000${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  const sorted = unique.sort((a, b) => order[a.severity] - order[b.severity]);
   const counts = { error: 0, warn: 0, info: 0 };
   for (const p of sorted) counts[p.severity]++;
   return {
