@@ -131,7 +131,7 @@ describe("check-pmta on a real directory layout", () => {
       p.message,
       /user ingest cannot read 1 of 2 files in .*var\/log\/pmta \(bounces-2026-11-23-0001\.csv\)/,
     );
-    assert.match(p.fix, /world-readable yes/);
+    assert.match(p.fix, /chmod o\+r .*bounces-\*\.csv \(world-readable yes is set/);
     assert.match(p.file ?? "", /acct-bounces\.conf$/);
     assert.equal(p.line, 6);
     // Group access through pmta (4243) is enough.

@@ -643,12 +643,12 @@ async function fsChecks(
       problems.push(...(await retentionCheck(acct, fs, options)));
   }
 
-  const pattern = globToRegExp(input.path.slice(liveDir.length + 1));
+  const glob = input.path.slice(liveDir.length + 1);
   const places: Array<[string, FileStat | undefined | "error"]> = [[liveDir, live]];
   if (acct.moveTo !== undefined && acct.moveTo !== liveDir) places.push([acct.moveTo, archive]);
   for (const [dir, st] of places) {
     if (st === undefined || st === "error") continue;
-    problems.push(...(await accessChecks(acct, dir, pattern, fs, user)));
+    problems.push(...(await accessChecks(acct, dir, glob, fs, user)));
   }
   return problems;
 }
@@ -656,7 +656,7 @@ async function fsChecks(
 async function accessChecks(
   acct: AcctFile,
   dir: string,
-  pattern: RegExp,
+  glob: string,
   fs: FsProbe,
   user: ServiceUser | undefined,
 ): Promise<Problem[]> {
@@ -705,6 +705,7 @@ async function accessChecks(
       },
     ];
   }
+  const pattern = globToRegExp(glob);
   const names = (await fs.listDir(dir).catch(() => [] as string[])).filter((n) => pattern.test(n)).sort();
   const refused: string[] = [];
   for (const name of names) {
@@ -717,7 +718,9 @@ async function accessChecks(
       severity: "error",
       code: "file-unreadable",
       message: `${who} cannot read ${refused.length} of ${names.length} files in ${dir} (${refused.slice(0, 3).join(", ")}${refused.length > 3 ? ", …" : ""})`,
-      fix: `chmod o+r ${join(dir, "*")} once, and add world-readable yes to ${`<acct-file ${acct.spec}>`} so new files are readable`,
+      fix: acct.worldReadable
+        ? `chmod o+r ${join(dir, glob)} (world-readable yes is set, so these files predate it or were changed since)`
+        : `chmod o+r ${join(dir, glob)} once, and add world-readable yes to <acct-file ${acct.spec}> so new files are readable`,
     },
   ];
 }
