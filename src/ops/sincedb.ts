@@ -41,22 +41,23 @@ const UINT = /^\d+$/;
 const FLOAT = /^\d+(\.\d+)?([eE][+-]?\d+)?$/;
 
 /**
- * Linux `makedev(3)` (glibc, 64-bit dev_t): 12 low bits of major at bits 8–19, 8 low bits of minor at
- * 0–7, the rest of minor from bit 20 and the rest of major from bit 32. BigInt because the shifts go
- * past 32 bits; the result is what Node's `stat().dev` reports.
+ * Linux `makedev(3)` (glibc, 64-bit dev_t, 32-bit major and minor): the 12 low bits of major at bits
+ * 8–19, the 8 low bits of minor at 0–7, the other 24 bits of minor from bit 20 and the other 20 bits of
+ * major from bit 44. BigInt because the shifts go past 32 bits; the result is what `stat().dev` reports.
  */
 export function makedev(major: number, minor: number): number {
   const ma = BigInt(major);
   const mi = BigInt(minor);
-  const dev = ((ma & 0xfffn) << 8n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n) | ((ma & ~0xfffn) << 32n);
+  const dev =
+    ((ma & 0xfffn) << 8n) | (mi & 0xffn) | ((mi & 0xffffff00n) << 12n) | ((ma & 0xfffff000n) << 32n);
   return Number(dev);
 }
 
 /** The inverse of makedev: [major, minor] of an st_dev (what Logstash writes for a file). */
 export function splitDev(dev: number): [number, number] {
   const d = BigInt(dev);
-  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
-  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & 0xfffff000n);
+  const minor = (d & 0xffn) | ((d >> 12n) & 0xffffff00n);
   return [Number(major), Number(minor)];
 }
 
