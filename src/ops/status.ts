@@ -1,5 +1,5 @@
 import { open, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import {
   CheckpointStore,
   CheckpointStoreError,
@@ -106,7 +106,15 @@ export async function runStatus(opts: StatusOptions): Promise<number> {
   }
   const now = opts.now ?? Date.now;
   opts.out.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, now()));
-  return report.checkpoint.damage.length > 0 ? 1 : 0;
+  if (report.checkpoint.damage.length === 0) return 0;
+  const fallback =
+    report.checkpoint.source === "none"
+      ? "no valid generation is left: the daemon will apply startAt to every file"
+      : `the daemon uses generation ${report.checkpoint.generation} from the ${report.checkpoint.source} file`;
+  opts.err.write(
+    `pmta-ingest status: the checkpoint store is damaged (${fallback}):\n${report.checkpoint.damage.map((d) => `  ${d}\n`).join("")}move the damaged file away to keep it for analysis; the daemon writes a new one at its next checkpoint\n`,
+  );
+  return 1;
 }
 
 /** Builds the report (throws CheckpointStoreError when the state directory cannot be read). */
@@ -148,7 +156,12 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
     });
   }
   const order = new Map(config.inputs.map((input, i) => [input.name, i]));
-  files.sort((a, b) => (order.get(a.input) ?? order.size) - (order.get(b.input) ?? order.size));
+  // By input in config order, then by file name: PowerMTA's names sort by day and sequence.
+  files.sort(
+    (a, b) =>
+      (order.get(a.input) ?? order.size) - (order.get(b.input) ?? order.size) ||
+      basename(a.currentPath ?? a.path).localeCompare(basename(b.currentPath ?? b.path)),
+  );
   return {
     config: config.source,
     stateDir: config.stateDir,
@@ -307,11 +320,14 @@ export function renderStatus(r: StatusReport, now: number): string {
     lines.push(`checkpoint: DAMAGED, no valid generation in ${r.stateDir}`);
   } else {
     const written = c.writtenAt === null ? "" : `, written ${c.writtenAt} (${ago(c.writtenAt, now)})`;
+    const file = c.source === "current" ? c.path : `${c.path}.${c.source === "temp" ? "tmp" : "prev"}`;
     const from =
-      c.source === "current"
-        ? ""
-        : ` — read from the ${c.source} file (${c.path}.${c.source === "temp" ? "tmp" : "prev"})`;
-    lines.push(`checkpoint: ${c.path} generation ${c.generation}${written}${from}`);
+      c.source === "previous"
+        ? " — the previous generation, kept because the current file is not valid"
+        : c.source === "temp"
+          ? " — left by an interrupted save; the daemon moves it into place at its next checkpoint"
+          : "";
+    lines.push(`checkpoint: ${file} generation ${c.generation}${written}${from}`);
   }
   for (const d of c.damage) lines.push(`  DAMAGED ${d}`);
   for (const n of c.notes) lines.push(`  note: ${n}`);
