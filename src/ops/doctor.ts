@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { open, readdir, rename, rm, stat } from "node:fs/promises";
 import { createServer, connect as netConnect, type Socket } from "node:net";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { rootCertificates, connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
 import { Client } from "undici";
@@ -192,7 +192,7 @@ async function checkInput(input: InputConfig, emit: (c: Check) => void): Promise
       name: `${prefix} files`,
       detail:
         count === 0
-          ? `no file matches ${input.pattern.source} yet`
+          ? `no file matches ${basename(input.path)} yet`
           : `${count} matching files readable (${bytes} bytes)`,
       ...(count === 0
         ? { fix: "check inputs[].path's file pattern if PowerMTA has already written files" }
