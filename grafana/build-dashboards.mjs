@@ -415,6 +415,7 @@ function pipeline() {
       description:
         "Records set aside in the dead-letter file (<stateDir>/dead-letter.ndjson) during the selected range. Red: open the file, fix the cause (see 'Dead letters by reason') and replay the entries.",
       thresholds: steps("green", [1, "red"]),
+      unit: "short",
       decimals: 0,
       noValue: "0",
       targets: [
@@ -839,6 +840,7 @@ function deliverability() {
       title,
       description,
       w: 4,
+      unit: "short",
       decimals: 0,
       noValue: "0",
       textMode: "value",
