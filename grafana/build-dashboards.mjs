@@ -557,7 +557,7 @@ function pipeline() {
     timeseries(L, {
       title: "Retries by cause",
       description:
-        "Retries per minute by cause. auth (401/403): the API token is wrong or expired — fix output.headers. rate_limited (429): ask for a higher quota or lower batch size. server_error/timeout: the API is unhealthy. network: DNS, firewall or TLS. error: the output file cannot be written (disk full, permissions).",
+        "Retries per minute by cause. auth (401/403): the API token is wrong or expired — fix it in the output configuration. rate_limited (429): ask for a higher quota or lower batch size. server_error/timeout: the API is unhealthy. network: DNS, firewall or TLS. error: the output file cannot be written (disk full, permissions).",
       unit: "opm",
       bars: true,
       stack: true,
