@@ -16,6 +16,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { loadRunConfig } from "../src/config/run-config.js";
+import { parseDuration } from "../src/config/units.js";
+import { parseHttpSettings } from "../src/deliver/http-output.js";
 import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
 
 /**
@@ -197,5 +200,80 @@ describe("single-file bundle", () => {
     assert.match(r.stdout, /^probe_events_total 3$/m);
     assert.match(r.stdout, /^process_cpu_user_seconds_total /m);
     assert.match(r.stdout, /^nodejs_eventloop_lag_seconds /m);
+  });
+});
+
+describe("install files (pmta/)", () => {
+  const example = join(ROOT, "pmta", "pmta-ingest.example.yaml");
+  const unit = join(ROOT, "pmta", "systemd", "pmta-ingest.service");
+
+  it("the example config loads with the real loader and its HTTP output settings are valid", async () => {
+    const tokenFile = join(work, "token");
+    writeFileSync(tokenFile, "t0ken\n");
+    const config = await loadRunConfig({
+      file: example,
+      // The host paths stay as written; only what the loader must create or read is redirected.
+      flags: { stateDir: join(work, "example-state"), output: { http: { tokenFile } } },
+      env: {},
+      hostname: "mta1.example.com",
+    });
+    assert.deepEqual(
+      config.inputs.map((i) => [i.name, i.path, i.archive, i.types]),
+      [
+        ["bounces", "/var/log/pmta/bounces-*.csv", "/var/log/pmta/archive", ["b", "rb"]],
+        ["fbl", "/var/log/pmta/fbl-*.csv", "/var/log/pmta/archive", undefined],
+      ],
+    );
+    assert.deepEqual(config.startAt, { kind: "max-age", ms: 24 * 3600 * 1000 });
+    assert.equal(config.metrics.listen, "127.0.0.1:9464");
+    assert.equal(config.output.kind, "http");
+    if (config.output.kind !== "http") return;
+    const http = parseHttpSettings(config.output.settings, parseDuration);
+    assert.equal(http.url.href, "https://backend.example.com/pmta/events");
+    assert.equal(http.token, "t0ken");
+    assert.ok(
+      readFileSync(example, "utf8").includes("stateDir: /var/lib/pmta-ingest"),
+      "the example keeps the StateDirectory= path",
+    );
+  });
+
+  it("the unit runs the bundle with the example config path and stops after drainTimeout", async () => {
+    const text = readFileSync(unit, "utf8");
+    const value = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1];
+    assert.equal(
+      value("ExecStart"),
+      "/usr/bin/node /opt/pmta-ingest/pmta-ingest.mjs run --config /etc/pmta-ingest/config.yaml",
+    );
+    assert.equal(value("StateDirectory"), "pmta-ingest");
+    const config = await loadRunConfig({
+      file: example,
+      flags: { stateDir: join(work, "example-state") },
+      env: {},
+    });
+    assert.ok(
+      Number(value("TimeoutStopSec")) * 1000 > config.drainTimeoutMs + 5000,
+      "TimeoutStopSec > drainTimeout",
+    );
+  });
+
+  it("the unit passes systemd-analyze verify (where systemd is installed)", async (t) => {
+    const verify = spawn("systemd-analyze", ["verify", unit], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const collect = (d: string): void => {
+      out += d;
+    };
+    verify.stdout.setEncoding("utf8").on("data", collect);
+    verify.stderr.setEncoding("utf8").on("data", collect);
+    const result = await new Promise<number | null | "missing">((resolve) => {
+      verify.on("error", () => resolve("missing"));
+      verify.on("close", resolve);
+    });
+    if (result === "missing") {
+      t.skip("systemd-analyze is not installed");
+      return;
+    }
+    assert.equal(result, 0, out);
+    // verify exits 0 even for unknown keys; it only prints them.
+    assert.equal(out.trim(), "", "no warnings (unknown keys, bad values)");
   });
 });
