@@ -5,6 +5,7 @@ import { hideBin } from "yargs/helpers";
 import { RuleSyntaxError } from "../classify/operator-rules.js";
 import { classifyJsonl, classifyOne } from "./classify-command.js";
 import { classifierFromRulesFile, UsageError } from "./load-rules.js";
+import { VERSION } from "./version.js";
 
 function parseTypes(value: string | undefined): ReadonlySet<string> | undefined {
   if (value === undefined || value === "" || value === "all") return undefined;
@@ -155,6 +156,13 @@ async function main(argv: string[]): Promise<number> {
             throw err;
           }
         }
+        // The daemon logs to stdout (journald, containers) unless its events go there.
+        const { setLogDestination } = await import("./log.js");
+        setLogDestination(config.output.kind === "stdout" ? "stderr" : "stdout");
+        if (args.config !== undefined) {
+          const { warnExposedSecrets } = await import("../config/secret-permissions.js");
+          await warnExposedSecrets(args.config, config);
+        }
         const classifier = await classifierFromRulesFile(config.rules);
         const { runDaemon } = await import("../run/daemon.js");
         const { MetricsListenError } = await import("../observe/metrics-server.js");
@@ -213,7 +221,7 @@ async function main(argv: string[]): Promise<number> {
     .demandCommand(1, "name a command: classify, replay or demo")
     .strict()
     .help()
-    .version()
+    .version(VERSION)
     .fail((msg, err, y) => {
       if (err) throw err;
       process.stderr.write(`${y.help()}\n\n${msg}\n`);

@@ -55,19 +55,25 @@ export function makeWorkspace(prefix: string, extra: Record<string, unknown> = {
 
 export interface Running {
   readonly child: ChildProcess;
+  /**
+   * Everything the process printed: its stderr and its stdout, where `run` writes its log lines
+   * when events go to a file or HTTP (the harness always uses a file output).
+   */
   readonly stderr: () => string;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export function startRun(ws: Workspace, env: Record<string, string> = {}, args: string[] = []): Running {
   const child = spawn(process.execPath, [CLI, "run", "--config", ws.config, ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
   let err = "";
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+  const collect = (d: string): void => {
     err += d;
-  });
+  };
+  child.stdout?.setEncoding("utf8").on("data", collect);
+  child.stderr?.setEncoding("utf8").on("data", collect);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on("exit", (code, signal) => resolve({ code, signal }));
   });

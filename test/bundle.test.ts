@@ -1,0 +1,279 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { loadRunConfig } from "../src/config/run-config.js";
+import { parseDuration } from "../src/config/units.js";
+import { parseHttpSettings } from "../src/deliver/http-output.js";
+import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
+
+/**
+ * The single-file bundle (`npm run bundle` → dist/pmta-ingest.mjs) is what gets copied to a PowerMTA
+ * host. These tests build it, copy only that file into an empty temp directory with no node_modules
+ * above it, and run it there: any dependency esbuild failed to inline, or that reads files next to
+ * its own source at run time, fails here and not on a customer's host.
+ */
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const BUILD_SCRIPT = join(ROOT, "scripts", "bundle.mjs");
+const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function run(
+  args: string[],
+  cwd: string,
+  onStdout?: (text: string) => void,
+): Promise<Exit> & { kill(): void } {
+  const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+    onStdout?.(stdout);
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const done = new Promise<Exit>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return Object.assign(done, { kill: () => child.kill("SIGTERM") });
+}
+
+/** True when no directory from `dir` up to / holds a node_modules (where Node would find packages). */
+function noNodeModulesAbove(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, "node_modules"))) return false;
+    if (dirname(d) === d) return true;
+  }
+}
+
+const work = mkdtempSync(join(tmpdir(), "pmta-bundle-test-"));
+const bundle = join(work, "pmta-ingest.mjs");
+const servers: Server[] = [];
+after(() => {
+  for (const s of servers) s.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("single-file bundle", () => {
+  before(async () => {
+    const built = await run([BUILD_SCRIPT], ROOT);
+    assert.equal(built.code, 0, built.stderr);
+    copyFileSync(join(ROOT, "dist", "pmta-ingest.mjs"), bundle);
+    assert.ok(noNodeModulesAbove(work), `${work} has a node_modules above it; the test would prove nothing`);
+  });
+
+  it("is one executable file with a shebang", () => {
+    const st = statSync(join(ROOT, "dist", "pmta-ingest.mjs"));
+    assert.ok((st.mode & 0o111) !== 0, "executable bits");
+    assert.ok(readFileSync(bundle, "utf8").startsWith("#!/usr/bin/env node\n"));
+  });
+
+  it("answers --version with the package version and --help with every command", async () => {
+    const v = await run([bundle, "--version"], work);
+    assert.equal(v.code, 0, v.stderr);
+    assert.equal(v.stdout.trim(), VERSION);
+    const h = await run([bundle, "--help"], work);
+    assert.equal(h.code, 0, h.stderr);
+    for (const command of ["classify", "replay", "run", "demo"])
+      assert.match(h.stdout, new RegExp(`${command}\\b`));
+  });
+
+  it("runs the demo with nothing but Node.js: every simulated record arrives", async () => {
+    const dir = join(work, "demo");
+    const r = await run([bundle, "demo", "--records", "300", "--rate", "2000", "--dir", dir], work);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /OK: every simulated record arrived as an event/);
+    const written = Number(/records written by the simulator: (\d+)/.exec(r.stdout)?.[1]);
+    assert.ok(written >= 300, r.stdout);
+    const events = readFileSync(join(dir, "events.ndjson"), "utf8").trim().split("\n");
+    assert.equal(events.length, written);
+  });
+
+  it("runs the daemon against an HTTP backend (undici, yaml, chokidar, pino inside the bundle)", async () => {
+    const records = 60;
+    let received = 0;
+    let allArrived: () => void = () => {};
+    const arrived = new Promise<void>((resolve) => {
+      allArrived = resolve;
+    });
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        received += (JSON.parse(Buffer.concat(chunks).toString()) as { events: unknown[] }).events.length;
+        res.writeHead(200).end();
+        if (received >= records) allArrived();
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const liveDir = join(work, "pmta");
+    mkdirSync(liveDir);
+    const sim = new PmtaSimulator({ liveDir, seed: 3 });
+    await sim.writeRecords(records);
+    const config = join(work, "config.yaml");
+    writeFileSync(
+      config,
+      [
+        "inputs:",
+        `  - path: ${join(liveDir, "bounces-*.csv")}`,
+        `  - path: ${join(liveDir, "fbl-*.csv")}`,
+        `stateDir: ${join(work, "state")}`,
+        "output:",
+        "  http:",
+        `    url: http://127.0.0.1:${port}/events`,
+        "batch: { maxWait: 50ms }",
+        "metrics: { listen: off }",
+        "",
+      ].join("\n"),
+    );
+    const daemon = run([bundle, "run", "--config", config], work);
+    await arrived;
+    daemon.kill();
+    const exit = await daemon;
+    assert.equal(exit.code, 0, `${exit.stdout}\n${exit.stderr}`);
+    assert.equal(received, sim.records().length);
+    // With an HTTP output the daemon logs JSON lines to stdout.
+    const lines = exit.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { level: string; time: string; msg: string });
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      ["starting", "stopping", "stopped"],
+    );
+    for (const l of lines) {
+      assert.equal(l.level, "info");
+      assert.ok(!Number.isNaN(Date.parse(l.time)) && l.time.endsWith("Z"), l.time);
+    }
+    assert.equal(exit.stderr, "");
+  });
+
+  it("can carry prom-client (the metrics endpoint's library) with the same build options", async () => {
+    const { build } = await import("esbuild");
+    const { bundleOptions } = (await import(pathToFileURL(BUILD_SCRIPT).href)) as {
+      bundleOptions: Record<string, unknown>;
+    };
+    const probe = join(work, "prom-probe.mjs");
+    await build({
+      ...bundleOptions,
+      stdin: {
+        contents: [
+          'import client from "prom-client";',
+          "const registry = new client.Registry();",
+          "client.collectDefaultMetrics({ register: registry });",
+          'const c = new client.Counter({ name: "probe_events_total", help: "probe", registers: [registry] });',
+          "c.inc(3);",
+          "process.stdout.write(await registry.metrics());",
+        ].join("\n"),
+        resolveDir: ROOT,
+        sourcefile: "prom-probe.mjs",
+        loader: "js",
+      },
+      outfile: probe,
+    });
+    const r = await run([probe], work);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^probe_events_total 3$/m);
+    assert.match(r.stdout, /^process_cpu_user_seconds_total /m);
+    assert.match(r.stdout, /^nodejs_eventloop_lag_seconds /m);
+  });
+});
+
+describe("install files (pmta/)", () => {
+  const example = join(ROOT, "pmta", "pmta-ingest.example.yaml");
+  const unit = join(ROOT, "pmta", "systemd", "pmta-ingest.service");
+
+  it("the example config loads with the real loader and its HTTP output settings are valid", async () => {
+    const tokenFile = join(work, "token");
+    writeFileSync(tokenFile, "t0ken\n");
+    const config = await loadRunConfig({
+      file: example,
+      // The host paths stay as written; only what the loader must create or read is redirected.
+      flags: { stateDir: join(work, "example-state"), output: { http: { tokenFile } } },
+      env: {},
+      hostname: "mta1.example.com",
+    });
+    assert.deepEqual(
+      config.inputs.map((i) => [i.name, i.path, i.archive, i.types]),
+      [
+        ["bounces", "/var/log/pmta/bounces-*.csv", "/var/log/pmta/archive", ["b", "rb"]],
+        ["fbl", "/var/log/pmta/fbl-*.csv", "/var/log/pmta/archive", undefined],
+      ],
+    );
+    assert.deepEqual(config.startAt, { kind: "max-age", ms: 24 * 3600 * 1000 });
+    assert.equal(config.metrics.listen, "127.0.0.1:9464");
+    assert.equal(config.output.kind, "http");
+    if (config.output.kind !== "http") return;
+    const http = parseHttpSettings(config.output.settings, parseDuration);
+    assert.equal(http.url.href, "https://backend.example.com/pmta/events");
+    assert.equal(http.token, "t0ken");
+    assert.ok(
+      readFileSync(example, "utf8").includes("stateDir: /var/lib/pmta-ingest"),
+      "the example keeps the StateDirectory= path",
+    );
+  });
+
+  it("the unit runs the bundle with the example config path and stops after drainTimeout", async () => {
+    const text = readFileSync(unit, "utf8");
+    const value = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1];
+    assert.equal(
+      value("ExecStart"),
+      "/usr/bin/node /opt/pmta-ingest/pmta-ingest.mjs run --config /etc/pmta-ingest/config.yaml",
+    );
+    assert.equal(value("StateDirectory"), "pmta-ingest");
+    const config = await loadRunConfig({
+      file: example,
+      flags: { stateDir: join(work, "example-state") },
+      env: {},
+    });
+    assert.ok(
+      Number(value("TimeoutStopSec")) * 1000 > config.drainTimeoutMs + 5000,
+      "TimeoutStopSec > drainTimeout",
+    );
+  });
+
+  it("the unit passes systemd-analyze verify (where systemd is installed)", async (t) => {
+    const verify = spawn("systemd-analyze", ["verify", unit], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const collect = (d: string): void => {
+      out += d;
+    };
+    verify.stdout.setEncoding("utf8").on("data", collect);
+    verify.stderr.setEncoding("utf8").on("data", collect);
+    const result = await new Promise<number | null | "missing">((resolve) => {
+      verify.on("error", () => resolve("missing"));
+      verify.on("close", resolve);
+    });
+    if (result === "missing") {
+      t.skip("systemd-analyze is not installed");
+      return;
+    }
+    assert.equal(result, 0, out);
+    // verify exits 0 even for unknown keys; it only prints them.
+    assert.equal(out.trim(), "", "no warnings (unknown keys, bad values)");
+  });
+});
