@@ -1037,15 +1037,15 @@ function deliverability() {
     timeseries(L, {
       title: "Hard bounces per PowerMTA job",
       description:
-        "Hard bounces per minute for the 10 worst PowerMTA jobs (jobId). One job far above the others: its list is bad — pause it. Prometheus stores the metric's `job` label as `exported_job` (its own `job` label is the scrape job). Not filtered by provider/vmta (the per-job metric has no such labels).",
+        "Hard bounces per minute for the 10 worst PowerMTA jobs (jobId). One job far above the others: its list is bad — pause it. Not filtered by provider/vmta (the per-job metric has no such labels).",
       unit: "cpm",
       w: 12,
       h: 10,
       targets: [
         target(
           "A",
-          `topk(10, 60 * sum by (exported_job) (rate(pmta_ingest_job_events_total{kind="bounce", hard="true", ${INSTANCE}}[$__rate_interval])))`,
-          "job {{exported_job}}",
+          `topk(10, 60 * sum by (job_id) (rate(pmta_ingest_job_events_total{kind="bounce", hard="true", ${INSTANCE}}[$__rate_interval])))`,
+          "job {{job_id}}",
         ),
       ],
     }),

@@ -21,7 +21,7 @@ export const bundleOptions = {
     js: 'import { createRequire as __pmtaIngestCreateRequire } from "node:module";\nconst require = __pmtaIngestCreateRequire(import.meta.url);',
   },
   // yargs finds --version in a package.json near node_modules or the working directory; a bundle
-  // has neither, so the version is compiled in (src/cli/version.ts).
+  // has neither, so the version is compiled in (src/version.ts).
   define: { __PMTA_INGEST_VERSION__: JSON.stringify(pkg.version) },
   legalComments: "eof",
   logLevel: "warning",

@@ -109,7 +109,7 @@ describe("PipelineMetrics", () => {
       }),
       1,
     );
-    assert.equal(sum(s, "pmta_ingest_job_events_total", { job: "other" }), 1);
+    assert.equal(sum(s, "pmta_ingest_job_events_total", { job_id: "other" }), 1);
     assert.equal(sum(s, "pmta_ingest_decode_warnings_total", { input: "fbl", warning: "time" }), 1);
     // A second scrape with nothing new must not count anything twice.
     slot.n++;
@@ -234,9 +234,11 @@ async function metricsAddress(run: Running): Promise<string> {
   let address = "";
   await waitUntil(
     () => {
-      const m = /"msg":"metrics endpoint listening","address":"([^"]+)"/.exec(run.stderr());
-      if (m !== null) address = m[1] as string;
-      return m !== null;
+      for (const line of run.stderr().split("\n")) {
+        if (!line.includes("metrics endpoint listening")) continue;
+        address = (JSON.parse(line) as { address: string }).address;
+      }
+      return address !== "";
     },
     10_000,
     () => run.stderr(),

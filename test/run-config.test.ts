@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -128,7 +128,10 @@ inFlight: { maxBytes: 8MiB }
       `stateDir: ${file("plain-file", "x")}/sub\n${input}`,
       /stateDir: .* is not a writable directory \(ENOTDIR\)/,
     );
-    await rejects(`${base}${input}pmtaConfig: /etc/pmta/config\n`, /pmtaConfig: not supported yet/);
+    await rejects(
+      `${base}${input}pmtaConfig: /etc/pmta/config\n`,
+      /pmtaConfig: give either pmtaConfig or inputs/,
+    );
     await rejects(`${base}${input}host: \${NOPE}\n`, /host: environment variable NOPE is not set/);
     await rejects(`${base}${input}types: [b\n`, /:\d+:\d+: not valid YAML/);
     await rejects(
@@ -177,5 +180,49 @@ describe("metrics configuration", () => {
       /metrics\.maxVmtaLabels: expected a positive whole number/,
     );
     await rejects(`${base}metrics: { listn: x }\n`, /metrics/);
+  });
+});
+
+describe("pmtaConfig: inputs from PowerMTA's <acct-file> blocks", () => {
+  const state = join(dir, "state-p");
+  const pmtaDir = join(dir, "etc-pmta");
+  mkdirSync(pmtaDir, { recursive: true });
+  const acct = readFileSync(new URL("../../pmta/acct-bounces.conf", import.meta.url), "utf8");
+  const fbl = readFileSync(new URL("../../pmta/acct-fbl.conf", import.meta.url), "utf8");
+
+  it("turns the shipped bounces and fbl blocks into two inputs with their archives and types", async () => {
+    writeFileSync(join(pmtaDir, "config"), `# main config\nhttp-mgmt-port 8080\n${acct}\n${fbl}\n`);
+    const c = await loadRunConfig({
+      file: file("p-ok.yaml", `pmtaConfig: ${join(pmtaDir, "config")}\nstateDir: ${state}\n`),
+      env: {},
+    });
+    const byName = new Map(c.inputs.map((i) => [i.name, i]));
+    assert.deepEqual([...byName.keys()].sort(), ["bounces", "fbl"]);
+    assert.equal(byName.get("bounces")?.path, "/var/log/pmta/bounces-*.csv");
+    assert.equal(byName.get("bounces")?.archive, "/var/log/pmta/archive");
+    assert.deepEqual(byName.get("bounces")?.types, ["b", "rb"]);
+    assert.deepEqual(byName.get("fbl")?.types, ["f"]);
+    assert.ok(byName.get("bounces")?.pattern.test("bounces-2026-11-23-0001.csv"));
+  });
+
+  it("stops start-up on an error in the PowerMTA config, naming its file and line", async () => {
+    writeFileSync(join(pmtaDir, "broken"), `<acct-file /var/log/pmta/bounces.csv>\n  records b\n`);
+    await rejects(
+      `pmtaConfig: ${join(pmtaDir, "broken")}\nstateDir: ${state}\n`,
+      /pmtaConfig: .*broken:1: .*acct-file/,
+    );
+  });
+
+  it("refuses pmtaConfig together with inputs, a config with nothing for us, and a missing file", async () => {
+    await rejects(
+      `pmtaConfig: ${join(pmtaDir, "config")}\ninputs: [{ path: /x/b-*.csv }]\nstateDir: ${state}\n`,
+      /give either pmtaConfig or inputs/,
+    );
+    writeFileSync(
+      join(pmtaDir, "deliveries-only"),
+      "<acct-file /var/log/pmta/acct.csv>\n  records d\n</acct-file>\n",
+    );
+    await rejects(`pmtaConfig: ${join(pmtaDir, "deliveries-only")}\nstateDir: ${state}\n`, /pmtaConfig: /);
+    await rejects(`pmtaConfig: ${join(pmtaDir, "nope")}\nstateDir: ${state}\n`, /pmtaConfig: .*nope/);
   });
 });

@@ -103,3 +103,37 @@ it("run → HTTP: survives a backend outage and a poison record; everything else
   assert.match(dl[0]?.file ?? "", /bounces-/);
   await sim.stop();
 });
+
+it("SIGTERM during an outage: stops after drainTimeout instead of retrying forever, and re-sends on start", async () => {
+  // A port nobody listens on: every attempt is a refused connection.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const ws = makeWorkspace("pmta-http-stop-", {
+    output: { http: { url: `http://127.0.0.1:${port}/events`, maxBackoff: "200ms" } },
+    drainTimeout: "1s",
+  });
+  roots.push(ws.root);
+  const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 8 });
+  await sim.writeRecords(20);
+  const run = startRun(ws);
+  await waitUntil(
+    () => /output failed; retrying/.test(run.stderr()),
+    10_000,
+    () => run.stderr(),
+  );
+  const t0 = performance.now();
+  run.child.kill("SIGTERM");
+  const exit = await Promise.race([
+    run.exited,
+    new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 8_000).unref()),
+  ]);
+  if (exit === "hung") {
+    run.child.kill("SIGKILL");
+    assert.fail(`still running 8 s after SIGTERM: ${run.stderr().slice(-1500)}`);
+  }
+  assert.equal(exit.code, 0, run.stderr());
+  assert.ok(performance.now() - t0 < 8_000);
+  assert.match(run.stderr(), /drain timeout: events not acknowledged will be read again on start/);
+});

@@ -3,9 +3,9 @@ import { hostname } from "node:os";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { RuleSyntaxError } from "../classify/operator-rules.js";
+import { VERSION } from "../version.js";
 import { classifyJsonl, classifyOne } from "./classify-command.js";
 import { classifierFromRulesFile, UsageError } from "./load-rules.js";
-import { VERSION } from "./version.js";
 
 function parseTypes(value: string | undefined): ReadonlySet<string> | undefined {
   if (value === undefined || value === "" || value === "all") return undefined;
@@ -218,7 +218,104 @@ async function main(argv: string[]): Promise<number> {
         if (!result.complete) exitCode = 1;
       },
     )
-    .demandCommand(1, "name a command: classify, replay or demo")
+    .command(
+      "check-pmta [config]",
+      "check a PowerMTA config: which accounting files pmta-ingest will read and what stands in the way",
+      (y) =>
+        y
+          .positional("config", {
+            type: "string",
+            default: "/etc/pmta/config",
+            describe: "PowerMTA config file (includes are followed)",
+          })
+          .option("json", { type: "boolean", default: false, describe: "print the report as JSON" })
+          .option("user", {
+            type: "string",
+            describe: "check read access for this service user (default: pmta-ingest when run as root)",
+          }),
+      async (args) => {
+        const { runCheckPmta } = await import("./check-pmta-command.js");
+        exitCode = await runCheckPmta({
+          configPath: args.config,
+          json: args.json,
+          ...(args.user === undefined ? {} : { user: args.user }),
+        });
+      },
+    )
+    .command(
+      "status",
+      "show how far every accounting file has been read and delivered (checkpoint against disk; read-only)",
+      (y) =>
+        y
+          .option("config", {
+            alias: "c",
+            type: "string",
+            describe: "the daemon's YAML config file (config keys can also be given as --key, as for run)",
+          })
+          .option("json", { type: "boolean", default: false, describe: "print JSON instead of a table" })
+          .strict(false),
+      async (args) => {
+        const { statusCommand } = await import("./status-command.js");
+        exitCode = await statusCommand(args);
+      },
+    )
+    .command(
+      "doctor",
+      "check the setup: config, directories, same filesystem, stateDir fsync, dead-letter path, output, metrics port",
+      (y) =>
+        y
+          .option("config", {
+            alias: "c",
+            type: "string",
+            describe: "the daemon's YAML config file (config keys can also be given as --key, as for run)",
+          })
+          .option("json", {
+            type: "boolean",
+            default: false,
+            describe: "print JSON instead of one line per check",
+          })
+          .strict(false),
+      async (args) => {
+        const { doctorCommand } = await import("./doctor-command.js");
+        exitCode = await doctorCommand(args);
+      },
+    )
+    .command(
+      "import-sincedb <sincedb>",
+      "turn a Logstash file-input sincedb into checkpoints, to switch over without a gap or a re-send",
+      (y) =>
+        y
+          .positional("sincedb", {
+            type: "string",
+            demandOption: true,
+            describe: "the Logstash sincedb file",
+          })
+          .option("config", {
+            alias: "c",
+            type: "string",
+            describe: "the daemon's YAML config file (config keys can also be given as --key, as for run)",
+          })
+          .option("dry-run", {
+            type: "boolean",
+            default: false,
+            describe: "print the plan and write nothing",
+          })
+          .option("force", {
+            type: "boolean",
+            default: false,
+            describe: "replace existing pmta-ingest checkpoints (stop the daemon first)",
+          })
+          .option("json", { type: "boolean", default: false, describe: "print JSON instead of text" })
+          .strict(false),
+      async (args) => {
+        const { importSincedbCommand } = await import("./import-sincedb-command.js");
+        exitCode = await importSincedbCommand(args);
+      },
+    )
+    .demandCommand(
+      1,
+      "name a command: run, demo, check-pmta, doctor, status, import-sincedb, classify or replay",
+    )
     .strict()
     .help()
     .version(VERSION)

@@ -29,6 +29,8 @@ export type OutputConfig =
   | { readonly kind: "http"; readonly settings: Readonly<Record<string, unknown>> };
 export interface RunConfig {
   readonly source: string;
+  /** Things worth a log line at start (e.g. pmtaConfig warnings); not errors. */
+  readonly warnings: readonly string[];
   readonly inputs: readonly InputConfig[];
   readonly stateDir: string;
   readonly startAt: StartAt;
@@ -66,6 +68,13 @@ export interface LoadOptions {
 
 export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: string; description: string }[] =
   [
+    {
+      key: "pmtaConfig",
+      type: "path",
+      default: "none",
+      description:
+        "take inputs from PowerMTA's <acct-file> blocks (b, rb, f records) instead of listing them",
+    },
     {
       key: "inputs[].name",
       type: "string",
@@ -239,9 +248,6 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
   const doc = expand(merged, "", env, fail) as Obj;
 
   checkKeys(doc, TOP_KEYS, "", fail);
-  if (doc.pmtaConfig !== undefined) {
-    fail("pmtaConfig", "not supported yet in this version; list inputs instead");
-  }
   const abs = (key: string, v: unknown): string => {
     if (typeof v !== "string" || v === "") return fail(key, "expected a path");
     return isAbsolute(v) ? v : resolve(base, v);
@@ -278,7 +284,37 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
     return v as Obj;
   };
 
-  // inputs
+  // inputs, listed or taken from the PowerMTA config's <acct-file> blocks
+  const warnings: string[] = [];
+  if (doc.pmtaConfig !== undefined) {
+    if (doc.inputs !== undefined)
+      fail(
+        "pmtaConfig",
+        "give either pmtaConfig or inputs, not both (inputs would override what PowerMTA writes)",
+      );
+    const pmtaPath = abs("pmtaConfig", doc.pmtaConfig);
+    const { inputsFromPmtaConfig } = await import("../pmta/check-pmta.js");
+    const found = await inputsFromPmtaConfig(pmtaPath);
+    const where = (p: { file?: string; line?: number }): string =>
+      p.file === undefined ? pmtaPath : `${p.file}${p.line === undefined ? "" : `:${p.line}`}`;
+    const errors = found.problems.filter((p) => p.severity === "error");
+    if (errors.length > 0) {
+      fail(
+        "pmtaConfig",
+        errors.map((p) => `${where(p)}: ${p.message} (${p.fix})`).join("; ") +
+          "; run `pmta-ingest check-pmta` for the full report",
+      );
+    }
+    for (const p of found.problems)
+      if (p.severity === "warn") warnings.push(`${where(p)}: ${p.message} (${p.fix})`);
+    if (found.inputs.length === 0) {
+      fail(
+        "pmtaConfig",
+        `${pmtaPath} has no <acct-file> with records b, rb or f; add one (see pmta/acct-bounces.conf) or list inputs`,
+      );
+    }
+    doc.inputs = found.inputs.map((i) => ({ ...i }));
+  }
   if (!Array.isArray(doc.inputs) || doc.inputs.length === 0) {
     fail(
       "inputs",
@@ -380,6 +416,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
 
   return {
     source,
+    warnings,
     inputs,
     stateDir,
     startAt,

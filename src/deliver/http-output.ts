@@ -161,9 +161,21 @@ type Outcome =
   | { readonly kind: "too-large" }
   | { readonly kind: "reject"; readonly status: number; readonly body: string };
 
+/** Thrown by a send still retrying when the output is closed (shutdown after the drain timeout). */
+export class OutputClosedError extends Error {
+  override name = "OutputClosedError";
+  constructor(output: string) {
+    super(
+      `${output}: closed while retrying; the events are not acknowledged and will be read again on start`,
+    );
+  }
+}
+
 export class HttpOutput implements Output {
   readonly name: string;
   private readonly pool: Pool;
+  /** Aborted by close(): a retry loop waiting out a backoff during an outage must not keep the process alive. */
+  private readonly closing = new AbortController();
   private readonly path: string;
   requests = 0;
 
@@ -211,7 +223,14 @@ export class HttpOutput implements Output {
   async sync(): Promise<void> {}
 
   async close(): Promise<void> {
-    await this.pool.close();
+    this.closing.abort();
+    // destroy, not close: close() would wait for a request to a backend that never answers. Whatever is
+    // still in flight here was not acknowledged and is read again on start.
+    await this.pool.destroy();
+  }
+
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.closing.signal }).catch(() => undefined);
   }
 
   /** Delivers `batch`: retries until accepted; a rejected batch goes to `isolate`. */
@@ -278,6 +297,7 @@ export class HttpOutput implements Output {
     batch: readonly Envelope[],
   ): Promise<Exclude<Outcome, { kind: "retry" | "auth" }>> {
     for (let attempt = 1; ; attempt++) {
+      if (this.closing.signal.aborted) throw new OutputClosedError(this.name);
       const outcome = await this.post(batch);
       if (outcome.kind === "retry") {
         const delay = Math.max(outcome.retryAfterMs ?? 0, backoff(attempt, this.settings.maxBackoffMs));
@@ -291,7 +311,7 @@ export class HttpOutput implements Output {
             delayMs: delay,
           });
         }
-        await sleep(delay);
+        await this.pause(delay);
         continue;
       }
       if (outcome.kind === "auth") {
@@ -306,7 +326,7 @@ export class HttpOutput implements Output {
             hint: "check output.http.token / tokenFile / octethSignature",
           },
         );
-        await sleep(this.settings.authRetryMs);
+        await this.pause(this.settings.authRetryMs);
         continue;
       }
       return outcome;

@@ -170,7 +170,7 @@ export class PipelineMetrics {
     const jobs = new Counter({
       name: "pmta_ingest_job_events_total",
       help: "Classified events per PowerMTA job id (capped; the rest count as job=other).",
-      labelNames: ["job", "kind", "hard"],
+      labelNames: ["job_id", "kind", "hard"],
       registers,
       collect() {
         self.jobTally.flushInto(this);
@@ -372,7 +372,8 @@ export class PipelineMetrics {
       vmta,
     }));
     const job = this.job.label(event.jobId);
-    this.jobTally.add(`${job}|${kind}|${hard}`, () => ({ job, kind, hard }));
+    // `job_id`, not `job`: Prometheus owns `job` (the scrape job) and would rename ours.
+    this.jobTally.add(`${job}|${kind}|${hard}`, () => ({ job_id: job, kind, hard }));
 
     if (event.warnings !== undefined) {
       for (const w of event.warnings) {

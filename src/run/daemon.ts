@@ -113,6 +113,7 @@ export async function runDaemon(
   // Events the backend rejected (dead-lettered): acknowledged, but not counted as delivered.
   const rejected = new WeakSet<Envelope>();
 
+  for (const warning of config.warnings) log("warn", "configuration", { source: config.source, warning });
   const store = new CheckpointStore(config.stateDir);
   const loaded = await store.load();
   for (const problem of loaded.problems) {
