@@ -46,6 +46,8 @@ export interface DeliveredSlot {
 interface Slot {
   readonly labels: Record<string, string>;
   n: number;
+  /** Handed to prom-client at least once: a slot made with 0 still shows as a 0 series. */
+  exported: boolean;
 }
 
 const RECORD_TYPES = new Set(["d", "b", "t", "tq", "r", "rb", "rs", "f"]);
@@ -57,7 +59,7 @@ class Tally {
   add(key: string, labels: () => Record<string, string>, by = 1): void {
     let slot = this.slots.get(key);
     if (slot === undefined) {
-      slot = { labels: labels(), n: 0 };
+      slot = { labels: labels(), n: 0, exported: false };
       this.slots.set(key, slot);
     }
     slot.n += by;
@@ -66,7 +68,7 @@ class Tally {
   slot(key: string, labels: () => Record<string, string>): Slot {
     let slot = this.slots.get(key);
     if (slot === undefined) {
-      slot = { labels: labels(), n: 0 };
+      slot = { labels: labels(), n: 0, exported: false };
       this.slots.set(key, slot);
     }
     return slot;
@@ -75,9 +77,10 @@ class Tally {
   /** Moves what accumulated since the last scrape into the prom-client counter. */
   flushInto(counter: Counter<string>): void {
     for (const s of this.slots.values()) {
-      if (s.n === 0) continue;
+      if (s.n === 0 && s.exported) continue;
       counter.inc(s.labels, s.n);
       s.n = 0;
+      s.exported = true;
     }
   }
 }
@@ -340,6 +343,9 @@ export class PipelineMetrics {
         this.deadLetters.inc({ input, reason }, 0);
       }
       this.bytesTally.add(input, () => ({ input }), 0);
+      for (const warning of ["quoting", "encoding", "columns", "type", "time", "bounce"]) {
+        this.warningTally.add(`${input}|${warning}`, () => ({ input, warning }), 0);
+      }
     }
     for (const cause of ["network", "server_error", "rate_limited", "timeout", "auth", "error"] as const) {
       this.retries.inc({ ...this.outputLabel, cause }, 0);
