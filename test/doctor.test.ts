@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -103,6 +104,7 @@ describe("pmta-ingest doctor", () => {
     const ws = workspace("pmta-doctor-ok-", {
       output: { http: { url: `http://127.0.0.1:${api.port}/pmta/events?tenant=7`, token: "s3cret-token" } },
     });
+    chmodSync(ws.config, 0o640); // it holds the token: as the README's install step leaves it
     const { code, text, byName } = await doctor(ws);
     assert.equal(code, 0, text);
     for (const line of text.trimEnd().split("\n").slice(0, -1)) {
@@ -154,6 +156,12 @@ describe("pmta-ingest doctor", () => {
       /^FAIL output — POST .* → HTTP 401 in \d+ ms: credentials refused: ".*invalid token.*" \(check output\.http\.token/m,
     );
     assert.equal(byName.get("output")?.status, "FAIL");
+    // The config holding the token is world-readable (0644 from the default umask): warned, value not shown.
+    assert.equal(byName.get("secrets")?.status, "WARN");
+    assert.match(
+      text,
+      /^WARN secrets — .*config\.yaml \(mode 0644\) is readable by every user and holds output\.http\.token \(chmod 640/m,
+    );
     assert.doesNotMatch(text, /very-secret-value/);
     assert.match(text, /^1 of \d+ checks failed$/m);
   });

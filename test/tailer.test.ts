@@ -156,15 +156,20 @@ describe("pmta-ingest run (tailer)", () => {
     await allDelivered(ws, sim, first.stderr);
     first.child.kill("SIGTERM");
     assert.equal((await first.exited).code, 0);
+    const before = sim.liveFile("bounces")?.ino;
     await sim.reuseInode("bounces");
     await sim.writeRecords(5);
+    // The filesystem decides whether the freed inode goes to the new file (ext4 does at once; overlayfs
+    // under load may not). Only a reused inode puts the stale checkpoint in the daemon's way.
+    const reused = sim.liveFile("bounces")?.ino === before;
     const second = startRun(ws);
     await allDelivered(ws, sim, second.stderr);
     second.child.kill("SIGTERM");
     assert.equal((await second.exited).code, 0);
     const live = sim.records().filter((r) => r.fate === undefined);
     assert.deepEqual(tally(live, readDelivered(ws)).lost, []);
-    assert.match(second.stderr(), /checkpoint does not match the file on disk/);
+    if (reused) assert.match(second.stderr(), /checkpoint does not match the file on disk/);
+    else assert.doesNotMatch(second.stderr(), /"records":0,/, "the new file was read from its start");
     await sim.stop();
   });
 

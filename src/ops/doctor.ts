@@ -52,6 +52,18 @@ export async function runDoctor(opts: DoctorOptions): Promise<number> {
     });
   } else {
     emit({ status: "PASS", name: "config", detail: `${loaded.config.source} is valid` });
+    for (const warning of loaded.config.warnings) emit({ status: "WARN", name: "config", detail: warning });
+    if (loaded.config.source !== "(flags)") {
+      const { findExposedSecrets } = await import("../config/secret-permissions.js");
+      for (const x of await findExposedSecrets(loaded.config.source, loaded.config)) {
+        emit({
+          status: "WARN",
+          name: "secrets",
+          detail: `${x.file} (mode ${x.mode}) is readable by every user and holds ${x.keys.join(", ")}`,
+          fix: x.fix,
+        });
+      }
+    }
     await runChecks(loaded.config, emit, opts.slowFsyncMs ?? 200);
   }
   const failed = checks.filter((c) => c.status === "FAIL").length;
