@@ -45,6 +45,17 @@ function countOf(body: Buffer, needle: Buffer): number {
   return n;
 }
 
+/** Slow path, should the event layout change (id no longer first): parse and count. */
+function parsedCount(body: Buffer, daemon: boolean): number {
+  try {
+    const doc = JSON.parse(body.toString("utf8")) as { events?: unknown[] } | unknown[];
+    if (Array.isArray(doc)) return doc.length;
+    return daemon && Array.isArray(doc.events) ? doc.events.length : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function nowUs(): number {
   return (performance.timeOrigin + performance.now()) * 1000;
 }
@@ -78,7 +89,9 @@ function onBody(body: Buffer): void {
   const daemon = body[0] === 0x7b; // "{"
   const format = daemon ? "events" : "json-array";
   formats[format] = (formats[format] ?? 0) + 1;
-  events += countOf(body, daemon ? DAEMON_EVENT : SYSLOG_EVENT);
+  let n = countOf(body, daemon ? DAEMON_EVENT : SYSLOG_EVENT);
+  if (n === 0 && body.length > 2) n = parsedCount(body, daemon);
+  events += n;
   if (latencyOn) {
     const text = body.toString("utf8");
     for (const m of text.matchAll(STAMP)) {

@@ -79,11 +79,11 @@ export function stoppedCounters(logs: string): Record<string, number> | undefine
   return undefined;
 }
 
-/** Log lines at warn or above (pino levels 40+ or "warn"/"error"), for the report. */
+/** Log lines at warn or above (pino levels 40+ or "warn"/"error") and lines that are not JSON. */
 export function problems(logs: string, max = 5): string[] {
   const out: string[] = [];
   for (const line of logs.split("\n")) {
-    if (line === "") continue;
+    if (line === "" || line.startsWith("[")) continue; // "[pid:0x…] … Scavenge …": --trace-gc output
     try {
       const o = JSON.parse(line) as { level?: unknown };
       const l = o.level;

@@ -84,6 +84,47 @@ export function summariseCpuProfile(p: CpuProfile): { total: number; functions: 
   return { total: total / 1000, functions: rows(fn), files: rows(file) };
 }
 
+export interface GcSummary {
+  readonly scavenges: number;
+  readonly markCompacts: number;
+  /** Sum of the pauses V8 reports, ms. */
+  readonly pauseMs: number;
+  /** Largest heap in use before a collection, MB (V8's MB: 10^6 bytes). */
+  readonly maxUsedMB: number;
+  /** Largest heap committed, MB: the JS heap's share of RSS. */
+  readonly maxCommittedMB: number;
+  /** Largest heap in use right after a mark-compact: what is really live. */
+  readonly maxLiveAfterMarkCompactMB: number;
+}
+
+/** Summary of `node --trace-gc` lines ("Scavenge 45.2 (60.1) -> 40.3 (62.1) MB, 1.2 / 0.0 ms …"). */
+export function summariseTraceGc(text: string): GcSummary | undefined {
+  const re =
+    /(Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Compact|Mark-Compact \(reduce\))[^\n]*?([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ ([\d.]+) ms/g;
+  let scavenges = 0;
+  let markCompacts = 0;
+  let pauseMs = 0;
+  let maxUsedMB = 0;
+  let maxCommittedMB = 0;
+  let maxLive = 0;
+  for (const m of text.matchAll(re)) {
+    const kind = m[1] as string;
+    const before = Number(m[2]);
+    const after = Number(m[4]);
+    const committed = Math.max(Number(m[3]), Number(m[5]));
+    if (kind === "Scavenge" || kind.startsWith("Minor")) scavenges++;
+    else {
+      markCompacts++;
+      maxLive = Math.max(maxLive, after);
+    }
+    pauseMs += Number(m[6]);
+    maxUsedMB = Math.max(maxUsedMB, before);
+    maxCommittedMB = Math.max(maxCommittedMB, committed);
+  }
+  if (scavenges + markCompacts === 0) return undefined;
+  return { scavenges, markCompacts, pauseMs, maxUsedMB, maxCommittedMB, maxLiveAfterMarkCompactMB: maxLive };
+}
+
 export interface HeapRow {
   readonly name: string;
   readonly count: number;
@@ -131,6 +172,7 @@ export function summariseHeapSnapshot(path: string): { totalMiB: number; nodes: 
 
 export interface ProfileResult {
   readonly cpu: { total: number; functions: CpuRow[]; files: CpuRow[] } | undefined;
+  readonly gc: GcSummary | undefined;
   readonly heap:
     | { totalMiB: number; nodes: number; rows: HeapRow[]; rssAtSnapshotMiB: number; peakRssMiB: number }
     | undefined;
@@ -142,8 +184,14 @@ export async function profileMode(opts: BenchOptions, rx: Receiver, work: string
     `\n## Profile: one catch-up of ${int(data.records)} records under --cpu-prof, one with a heap snapshot at half-way\n`,
   );
   const cpuRun = await runDaemonCatchUp(data, rx, work, "profile-cpu", {
-    nodeArgs: ["--cpu-prof", "--cpu-prof-dir=cpu-prof"],
+    nodeArgs: ["--cpu-prof", "--cpu-prof-dir=cpu-prof", "--trace-gc"],
   });
+  const gc = summariseTraceGc(readFileSync(join(cpuRun.dir, "profile-cpu.stdout.log"), "utf8"));
+  if (gc !== undefined) {
+    console.log(
+      `GC (--trace-gc, same run): ${int(gc.scavenges)} scavenges, ${int(gc.markCompacts)} mark-compacts, ${fixed(gc.pauseMs / 1000, 2)} s of pauses; JS heap in use before a GC up to ${fixed(gc.maxUsedMB, 0)} MB, committed up to ${fixed(gc.maxCommittedMB, 0)} MB, live after a mark-compact at most ${fixed(gc.maxLiveAfterMarkCompactMB, 0)} MB; peak RSS of the run ${fixed(cpuRun.peakRssMiB, 0)} MiB\n`,
+    );
+  }
   let cpu: ProfileResult["cpu"];
   try {
     const dir = join(cpuRun.dir, "cpu-prof");
@@ -197,6 +245,7 @@ export async function profileMode(opts: BenchOptions, rx: Receiver, work: string
     console.log(`heap snapshot not available: ${String(err)}`);
   }
   return {
+    gc,
     cpu:
       cpu === undefined
         ? undefined
