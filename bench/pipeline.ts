@@ -64,7 +64,7 @@ async function catchUp(rx: Receiver, work: string): Promise<void> {
   const peer: RunResult[] = [];
   const line = (i: number, r: RunResult) =>
     console.log(
-      `  run ${i + 1} ${r.shipper.padEnd(11)} acked ${fixed(r.wallAcked, 3)} s (received ${fixed(r.wallReceived, 3)}, exit ${fixed(r.wallExit, 3)})  CPU ${fixed(r.cpu, 2)} s  peak ${fixed(r.peakRssMiB, 1)} MiB  events ${r.received}  receiver ${fixed(r.receiverCpu, 2)} s  machine busy ${fixed(r.load.busyCores, 2)} cores (others ${fixed(r.load.otherCores, 2)})${r.warnings.length > 0 ? `\n    ${r.warnings.join("\n    ")}` : ""}`,
+      `  run ${i + 1} ${r.shipper.padEnd(11)} acked ${fixed(r.wallAcked, 3)} s (received ${fixed(r.wallReceived, 3)}, exit ${fixed(r.wallExit, 3)})  CPU ${fixed(r.cpu, 2)} s  peak ${fixed(r.peakRssMiB, 1)} MiB  events ${r.received} (${fixed(r.bodyBytes / Math.max(1, r.received), 0)} B each)  receiver ${fixed(r.receiverCpu, 2)} s  machine busy ${fixed(r.load.busyCores, 2)} cores (others ${fixed(r.load.otherCores, 2)})${r.warnings.length > 0 ? `\n    ${r.warnings.join("\n    ")}` : ""}`,
     );
   for (let i = 0; i < opts.runs; i++) {
     const o = await runDaemonCatchUp(data, rx, work, `ours-${i + 1}`);
@@ -78,7 +78,7 @@ async function catchUp(rx: Receiver, work: string): Promise<void> {
   }
   const sums = [summarise(ours, data.records, data.bytes)];
   if (peer.length > 0) sums.push(summarise(peer, data.records, data.bytes));
-  console.log(`\n${catchUpTable(sums, bpr)}\n`);
+  console.log(`\n${catchUpTable(sums, bpr, data.records)}\n`);
   const r = ratios(ours, peer.length > 0 ? peer : undefined, data.records);
   const ourSum = sums[0] as (typeof sums)[number];
   const vs = r.measured

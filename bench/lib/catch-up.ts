@@ -27,6 +27,8 @@ export interface RunResult {
   readonly cpuAtAcked: number;
   readonly peakRssMiB: number;
   readonly received: number;
+  /** Request body bytes the receiver got (the shipper's event JSON plus framing). */
+  readonly bodyBytes: number;
   readonly receiverCpu: number;
   readonly load: MachineLoad;
   readonly counters?: Record<string, number>;
@@ -96,6 +98,7 @@ export async function finish(
     cpuAtAcked,
     peakRssMiB: Math.max(stop.time?.maxRssMiB ?? 0, stop.atStop?.hwmMiB ?? 0),
     received: rxStats.events,
+    bodyBytes: rxStats.bodyBytes,
     receiverCpu,
     load: window.end(cpu + receiverCpu),
     ...(counters === undefined ? {} : { counters }),

@@ -124,6 +124,15 @@ export async function steadyMode(opts: BenchOptions, rx: Receiver, work: string)
   console.log(
     `RSS after the first minute: min ${fixed(min, 1)} MiB, median ${fixed(med, 1)}, max ${fixed(max, 1)} → ±${fixed(dev * 100, 1)} % around the median; target ±10 %: ${dev <= 0.1 ? "met" : "NOT met"}`,
   );
+  // A sawtooth (garbage collected in cycles) and a leak both miss ±10 %; the per-minute lows tell them apart.
+  const lows: string[] = [];
+  const highs: string[] = [];
+  for (let i = 0; i < r.rssSamplesMiB.length; i += 12) {
+    const minute = minMax(r.rssSamplesMiB.slice(i, i + 12));
+    lows.push(minute.min.toFixed(0));
+    highs.push(minute.max.toFixed(0));
+  }
+  console.log(`RSS per minute, low: ${lows.join(" ")}  high: ${highs.join(" ")} (MiB)`);
   console.log(`RSS samples (MiB, every 5 s): ${r.rssSamplesMiB.map((x) => x.toFixed(0)).join(" ")}`);
   console.log(
     `rotations ${r.rotations}; delivered ${int(r.delivered)} of ${int(r.written)}; latency ${latencyLine(r.latencyMs)}; daemon CPU ${fixed(r.cpuPercentOfCore, 1)} % of a core; peak RSS ${fixed(r.peakRssMiB, 1)} MiB`,

@@ -67,7 +67,7 @@ export function summarise(runs: readonly RunResult[], records: number, bytes: nu
   };
 }
 
-export function catchUpTable(ours: readonly Summary[], bytesPerRecord: number): string {
+export function catchUpTable(ours: readonly Summary[], bytesPerRecord: number, records: number): string {
   const rows: string[][] = ours.map((s) => [
     `**${s.shipper}** (this run, ${s.runs} runs)`,
     `${fixed(s.wallAcked, 3)} (${fixed(s.wallMin, 3)}–${fixed(s.wallMax, 3)})`,
@@ -92,7 +92,7 @@ export function catchUpTable(ours: readonly Summary[], bytesPerRecord: number): 
   }
   return `${table(
     [
-      "shipper (1M-record catch-up)",
+      `shipper (catch-up, ${records.toLocaleString("en-US")} records; peers: 1M)`,
       "wall s to all acked (min–max)",
       "wall s to exit",
       "records/s",
@@ -124,7 +124,9 @@ export function ratios(
 ): Ratios {
   if (peer === undefined || peer.length === 0) {
     const ref = PEERS[0];
-    const wall = median(ours.map((r) => r.wallAcked)) / ref.wall;
+    // The reference is for 1M records; a smaller file is compared at the same rate.
+    const refWall = (ref.wall * records) / 1e6;
+    const wall = median(ours.map((r) => r.wallAcked)) / refWall;
     const cpu = ((median(ours.map((r) => r.cpu)) / records) * 1e6) / ref.cpuPerM;
     return {
       wall,
@@ -133,7 +135,7 @@ export function ratios(
       cpu,
       cpuMin: cpu,
       cpuMax: cpu,
-      wallExit: median(ours.map((r) => r.wallExit)) / ref.wall,
+      wallExit: median(ours.map((r) => r.wallExit)) / refWall,
       measured: false,
     };
   }
