@@ -1,0 +1,98 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
+import { Measured } from "./measured.js";
+
+/**
+ * The real daemon as the benchmark runs it: `node dist/src/cli/main.js run --config <generated>`,
+ * default settings except what a benchmark must pin (paths, the receiver's URL, host, and the metrics
+ * listener off so that parallel runs never fight over its port).
+ */
+export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+export interface DaemonWorkspace {
+  readonly dir: string;
+  readonly liveDir: string;
+  readonly archiveDir: string;
+  readonly stateDir: string;
+  readonly config: string;
+}
+
+export function daemonWorkspace(
+  dir: string,
+  url: string,
+  extra: Readonly<Record<string, unknown>> = {},
+): DaemonWorkspace {
+  const liveDir = join(dir, "live");
+  const archiveDir = join(dir, "archive");
+  const stateDir = join(dir, "state");
+  for (const d of [liveDir, archiveDir, stateDir]) mkdirSync(d, { recursive: true });
+  const config = join(dir, "pmta-ingest.yaml");
+  const doc = {
+    inputs: [{ name: "bounces", path: join(liveDir, "bounces-*.csv"), archive: archiveDir }],
+    stateDir,
+    startAt: "beginning",
+    output: { http: { url, format: "events" } },
+    host: "bench",
+    metrics: { listen: "off" },
+    ...extra,
+  };
+  writeFileSync(config, `${JSON.stringify(doc, null, 2)}\n`); // JSON is YAML
+  return { dir, liveDir, archiveDir, stateDir, config };
+}
+
+export function startDaemon(
+  ws: DaemonWorkspace,
+  name = "daemon",
+  nodeArgs: readonly string[] = [],
+  useTime = true,
+): Promise<Measured> {
+  return Measured.start(name, process.execPath, [...nodeArgs, CLI, "run", "--config", ws.config], ws.dir, {
+    useTime,
+  });
+}
+
+/** Checkpointed offset per file path (the newest generation on disk; read-only). */
+export async function checkpointOffsets(stateDir: string): Promise<Map<string, number>> {
+  const { snapshot } = await new CheckpointStore(stateDir).load();
+  const out = new Map<string, number>();
+  for (const f of snapshot.files) out.set(f.path, Math.max(out.get(f.path) ?? 0, f.offset));
+  return out;
+}
+
+/** The counters of the daemon's "stopped" log line (JSON, on stderr or stdout), if it wrote one. */
+export function stoppedCounters(logs: string): Record<string, number> | undefined {
+  for (const line of logs.split("\n").reverse()) {
+    if (!line.includes('"stopped"')) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o.msg !== "stopped" && o.message !== "stopped") continue;
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(o))
+        if (typeof v === "number" && k !== "level" && k !== "pid") out[k] = v;
+      return out;
+    } catch {
+      // not JSON: skip
+    }
+  }
+  return undefined;
+}
+
+/** Log lines at warn or above (pino levels 40+ or "warn"/"error") and lines that are not JSON. */
+export function problems(logs: string, max = 5): string[] {
+  const out: string[] = [];
+  for (const line of logs.split("\n")) {
+    if (line === "" || line.startsWith("[")) continue; // "[pid:0x…] … Scavenge …": --trace-gc output
+    try {
+      const o = JSON.parse(line) as { level?: unknown };
+      const l = o.level;
+      if (l === "warn" || l === "error" || l === "fatal" || (typeof l === "number" && l >= 40))
+        out.push(line);
+    } catch {
+      out.push(line);
+    }
+    if (out.length >= max) break;
+  }
+  return out;
+}
