@@ -1,5 +1,5 @@
 /**
- * Decode + classify throughput on one core: `npm run bench [-- --records N --runs R]`.
+ * Decode + classify throughput on one core: `npm run bench:decode [-- --records N --runs R]`.
  *
  * Generates a realistic bounces file (seeded; ~340 bytes a record, 20 % rb, about half with quoted
  * fields) under bench/data/, then measures, each as the median of several runs:
