@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
@@ -26,4 +26,30 @@ it("appends lines and rotates by size, keeping every line", async () => {
 it("refuses to write when not open, naming the file", async () => {
   const sink = new NdjsonFileSink({ path: join(dir, "never.ndjson") });
   await assert.rejects(sink.writeLines(["{}"]), /never\.ndjson is not open/);
+});
+
+it("cuts a torn last line left by a crash mid-write before appending (no two events glued together)", async () => {
+  const path = join(dir, "torn.ndjson");
+  // Two whole lines, then a write cut between pages: no newline at the end.
+  const whole = `${JSON.stringify({ n: 1 })}\n${JSON.stringify({ n: 2, pad: "y".repeat(70_000) })}\n`;
+  writeFileSync(path, `${whole}{"n":3,"remoteMta":"mx.ex`);
+  const sink = new NdjsonFileSink({ path });
+  assert.equal(await sink.open(), '{"n":3,"remoteMta":"mx.ex'.length);
+  await sink.writeLines([JSON.stringify({ n: 3 })]);
+  await sink.close();
+  const lines = readFileSync(path, "utf8").trimEnd().split("\n");
+  assert.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { n: number }).n),
+    [1, 2, 3],
+  );
+  // A file that ends cleanly, one without any newline, and an empty one are left as they are / emptied.
+  const clean = new NdjsonFileSink({ path });
+  assert.equal(await clean.open(), 0);
+  await clean.close();
+  const noNewline = join(dir, "no-newline.ndjson");
+  writeFileSync(noNewline, '{"half":');
+  const half = new NdjsonFileSink({ path: noNewline });
+  assert.equal(await half.open(), 8);
+  await half.close();
+  assert.equal(readFileSync(noNewline, "utf8"), "");
 });

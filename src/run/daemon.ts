@@ -139,7 +139,13 @@ export async function runDaemon(
       maxBytes: config.output.maxBytes,
       keep: config.output.keep,
     });
-    await sink.open();
+    const cut = await sink.open();
+    if (cut > 0) {
+      log("warn", "output file ended in a torn line (a crash during a write); cut it off, it is sent again", {
+        file: config.output.path,
+        bytes: cut,
+      });
+    }
     output = fileOutput(sink);
   } else if (config.output.kind === "stdout") {
     output = stdoutOutput();
@@ -368,6 +374,7 @@ export async function runDaemon(
   };
 
   let lastScan = -Number.MAX_VALUE;
+  let lastScanMs = 0;
   let scanRequested = false;
   const watchers: FSWatcher[] = [];
   for (const input of config.inputs) {
@@ -456,10 +463,14 @@ export async function runDaemon(
     }
     while (!stopping) {
       const t = performance.now();
-      if (scanRequested || t - lastScan >= config.rescanIntervalMs) {
+      // A listing of a huge archive (100,000 files) takes a while; never spend more than about a
+      // third of the time listing, or reading starves — watcher hints included.
+      const scanDue = lastScan + Math.max(config.rescanIntervalMs, 2 * lastScanMs);
+      if ((scanRequested && t - lastScan >= 2 * lastScanMs) || t >= scanDue) {
         scanRequested = false;
-        await tailer.scan();
-        lastScan = t;
+        await tailer.scan(() => stopping);
+        lastScan = performance.now();
+        lastScanMs = lastScan - t;
       }
       const progressed = await tailer.readRound();
       await tailer.sealRound();

@@ -31,12 +31,34 @@ export class NdjsonFileSink {
     this.keep = options.keep ?? 5;
   }
 
-  async open(): Promise<void> {
-    this.bytes = await stat(this.path).then(
+  /**
+   * Opens for appending. A file that does not end in a newline was cut by a crash in the middle of a
+   * write (Linux stops a large write between pages when SIGKILL arrives): that batch was never
+   * acknowledged and will be sent again, so its torn tail is cut off first — appending after it
+   * would glue two events into one invalid line. Returns the bytes cut.
+   */
+  async open(): Promise<number> {
+    const size = await stat(this.path).then(
       (s) => s.size,
       () => 0,
     );
+    let cut = 0;
+    if (size > 0) {
+      const fh = await open(this.path, "r+");
+      try {
+        const end = await lastNewlineEnd(fh, size);
+        if (end < size) {
+          await fh.truncate(end);
+          await fh.sync();
+          cut = size - end;
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+    this.bytes = size - cut;
     this.handle = await open(this.path, "a");
+    return cut;
   }
 
   /** Writes a batch of already-serialised lines (each without its newline); resolves once written. */
@@ -81,4 +103,18 @@ export class NdjsonFileSink {
     this.bytes = 0;
     this.handle = await open(this.path, "a");
   }
+}
+
+/** Offset just after the last "\n" of the file (0 if there is none), reading backwards in 64 KiB steps. */
+async function lastNewlineEnd(fh: FileHandle, size: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  let pos = size;
+  while (pos > 0) {
+    const len = Math.min(buf.length, pos);
+    pos -= len;
+    const { bytesRead } = await fh.read(buf, 0, len, pos);
+    const i = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (i >= 0) return pos + i + 1;
+  }
+  return 0;
 }

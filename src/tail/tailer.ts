@@ -152,8 +152,12 @@ export class Tailer {
     return out;
   }
 
-  /** Lists every input's directories and reconciles them with what is tracked. */
-  async scan(): Promise<void> {
+  /**
+   * Lists every input's directories and reconciles them with what is tracked. `shouldStop` is asked
+   * between new files: adopting 100,000 archived files takes seconds, and SIGTERM must not wait for
+   * it. A scan cut short reconciles nothing (a partial listing must not mark files as gone).
+   */
+  async scan(shouldStop?: () => boolean): Promise<void> {
     for (const input of this.options.inputs) {
       const listing = await listInputFiles(input);
       for (const dir of listing.missing) {
@@ -173,8 +177,10 @@ export class Tailer {
         const key = identityKey(f.dev, f.ino);
         seen.add(key);
         const t = this.files.get(key);
-        if (t === undefined) await this.adopt(f, input);
-        else this.update(t, f);
+        if (t === undefined) {
+          if (shouldStop?.() === true) return;
+          await this.adopt(f, input);
+        } else this.update(t, f);
       }
       for (const t of this.files.values()) {
         if (t.input !== input || seen.has(t.key)) continue;
@@ -204,6 +210,9 @@ export class Tailer {
   async readRound(): Promise<boolean> {
     let progressed = false;
     const order = [...this.files.values()].filter((f) => !f.finished).sort(oldestFirst);
+    // Counted once, then kept up to date here: asking per file made a round O(files²) (10,000 archived
+    // files: a quarter of the CPU).
+    let openNow = this.openDescriptors;
     for (const t of order) {
       if (t.backlog.length > 0) {
         await this.handOn(t, []);
@@ -213,9 +222,10 @@ export class Tailer {
       if (!this.sink.hasRoom()) break;
       if (t.handle === undefined) {
         if (t.readOffset >= t.size && t.present) continue;
-        if (this.openDescriptors >= this.options.maxOpenFiles) continue;
+        if (openNow >= this.options.maxOpenFiles) continue;
         try {
           t.handle = await open(t.path, "r");
+          openNow++;
         } catch (err) {
           this.sink.log("warn", "cannot open file", {
             input: t.input.name,
