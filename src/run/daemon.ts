@@ -340,11 +340,15 @@ export async function runDaemon(
 
   let lastSignature = "";
   let lastCheckpointAt = 0;
+  let lastCheckpointMs = 0;
   const checkpoint = async (force: boolean): Promise<void> => {
     const t = performance.now();
     // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
-    // not more often than every 20 ms (a checkpoint costs O(files tracked)).
-    const windowPressure = uncheckpointed * 2 >= config.inFlight.maxEvents && t - lastCheckpointAt >= 20;
+    // not more often than every 20 ms, nor so often that checkpointing takes more than a fifth of the
+    // time (a checkpoint costs O(files tracked): 100,000 archived files make it a large document).
+    const windowPressure =
+      uncheckpointed * 2 >= config.inFlight.maxEvents &&
+      t - lastCheckpointAt >= Math.max(20, 4 * lastCheckpointMs);
     if (!force && !windowPressure && t - lastCheckpointAt < config.checkpointIntervalMs) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();
@@ -364,6 +368,7 @@ export async function runDaemon(
       uncheckpointed -= covered;
       lastSignature = signature;
       lastCheckpointAt = t;
+      lastCheckpointMs = performance.now() - t;
     } catch (err) {
       counters.checkpointFailures++;
       metrics.checkpointFailed();

@@ -31,6 +31,8 @@ export interface Listing {
   readonly missing: string[];
 }
 
+const STAT_CONCURRENCY = 32;
+
 export async function listInputFiles(input: InputLocation): Promise<Listing> {
   const files: DiscoveredFile[] = [];
   const missing: string[] = [];
@@ -47,13 +49,28 @@ export async function listInputFiles(input: InputLocation): Promise<Listing> {
       }
       throw err;
     }
-    for (const name of names) {
-      if (!input.pattern.test(name)) continue;
-      const path = join(dir, name);
-      // A file can vanish between readdir and stat (rotation in progress): the next listing finds it.
-      const st = await stat(path).catch(() => undefined);
-      if (st === undefined || !st.isFile()) continue;
-      files.push({ path, name, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, live });
+    const matching = names.filter((name) => input.pattern.test(name));
+    // Several stats in flight: one at a time, a 100,000-file archive took ~10 s to list (a thread-pool
+    // round trip each); libuv's pool runs them side by side.
+    for (let i = 0; i < matching.length; i += STAT_CONCURRENCY) {
+      const chunk = matching.slice(i, i + STAT_CONCURRENCY);
+      const stats = await Promise.all(
+        // A file can vanish between readdir and stat (rotation in progress): the next listing finds it.
+        chunk.map((name) => stat(join(dir, name)).catch(() => undefined)),
+      );
+      chunk.forEach((name, j) => {
+        const st = stats[j];
+        if (st === undefined || !st.isFile()) return;
+        files.push({
+          path: join(dir, name),
+          name,
+          dev: st.dev,
+          ino: st.ino,
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+          live,
+        });
+      });
     }
   }
   return { files, missing };

@@ -100,6 +100,8 @@ interface Tracked extends TrackedFileView {
 }
 
 const now = (): number => performance.now();
+/** New files opened and fingerprinted per listing at most (see scan). */
+const ADOPT_PER_SCAN = 2000;
 
 export class Tailer {
   private readonly files = new Map<string, Tracked>();
@@ -158,6 +160,8 @@ export class Tailer {
    * it. A scan cut short reconciles nothing (a partial listing must not mark files as gone).
    */
   async scan(shouldStop?: () => boolean): Promise<void> {
+    let adopted = 0;
+    let complete = true;
     for (const input of this.options.inputs) {
       const listing = await listInputFiles(input);
       for (const dir of listing.missing) {
@@ -173,12 +177,21 @@ export class Tailer {
         }
       }
       const seen = new Set<string>();
+      // Live files first, then the archive oldest first; at most ADOPT_PER_SCAN new files per scan
+      // (each costs an open and a hash), so that reading starts after seconds, not after the whole
+      // of a 100,000-file archive was looked at. The rest are adopted by the next listings.
+      listing.files.sort((a, b) => Number(b.live) - Number(a.live) || oldestFirst(a, b));
       for (const f of listing.files) {
         const key = identityKey(f.dev, f.ino);
         seen.add(key);
         const t = this.files.get(key);
         if (t === undefined) {
           if (shouldStop?.() === true) return;
+          if (adopted >= ADOPT_PER_SCAN) {
+            complete = false;
+            continue;
+          }
+          adopted++;
           await this.adopt(f, input);
         } else this.update(t, f);
       }
@@ -200,16 +213,24 @@ export class Tailer {
       }
       this.markNewest(input);
     }
-    this.initialScanDone = true;
+    // startAt applies to every file present at start, however many listings adopting them takes.
+    if (complete) this.initialScanDone = true;
   }
 
   /**
-   * Reads from files with unread bytes, oldest first, while the in-flight window has room.
+   * Reads from files with unread bytes, the current live files first and then oldest first, while
+   * the in-flight window has room.
    * Returns whether any byte was read.
    */
   async readRound(): Promise<boolean> {
     let progressed = false;
-    const order = [...this.files.values()].filter((f) => !f.finished).sort(oldestFirst);
+    // The newest live file of each input first, then the rest oldest first: a backlog of archived
+    // files (an outage, 100,000 small files) must not hold back the bounces PowerMTA writes now,
+    // and among archived files the oldest are nearest to their retention deadline.
+    const current = (f: Tracked): number => (f.live && !f.newerExists ? 0 : 1);
+    const order = [...this.files.values()]
+      .filter((f) => !f.finished)
+      .sort((a, b) => current(a) - current(b) || oldestFirst(a, b));
     // Counted once, then kept up to date here: asking per file made a round O(files²) (10,000 archived
     // files: a quarter of the CPU).
     let openNow = this.openDescriptors;
@@ -304,14 +325,17 @@ export class Tailer {
       t.finished = true;
       this.sink.log("info", "file finished", { input: t.input.name, file: t.path, bytes: t.size });
     }
-    // A retired file read to its end gives its descriptor back once every record is acknowledged and
-    // the marks for that offset are taken through it (the path may soon name another file, or none).
-    // It is not finished yet — a late write shows up in the next listing and reopens it — but a
-    // rotation storm must not pin a descriptor per file for the whole seal period.
+    // A retired file read to its end gives its descriptor back at once, with the marks taken through
+    // it for the offset its checkpoint will reach when every record handed on is acknowledged (the
+    // path may soon name another file, or none). Not waiting for the acknowledgements matters: with
+    // thousands of archived files to catch up, descriptors held until the output answered capped the
+    // catch-up at maxOpenFiles files per batch round trip. It is not finished yet — a late write
+    // shows up in the next listing and reopens it — but a rotation storm must not pin a descriptor
+    // per file for the whole seal period.
     for (const t of this.files.values()) {
       const idle = t.finished || ((!t.live || t.newerExists) && t.present && t.readOffset >= t.size);
-      if (!idle || t.handle === undefined || t.tracker.pending > 0 || t.backlog.length > 0) continue;
-      const offset = t.tracker.ackedOffset;
+      if (!idle || t.handle === undefined || t.backlog.length > 0) continue;
+      const offset = t.tracker.addedOffset;
       t.marks = await contentMarks(t.handle, Math.max(t.size, offset), offset);
       t.marksOffset = offset;
       await t.handle.close();

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { CheckpointStore } from "../src/checkpoint/checkpoint-store.js";
+import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
+
+/**
+ * A large archive backlog (more files than one listing adopts: 2,000) next to a live file: the live
+ * file is not held back, every archived record arrives exactly once, and `startAt: end` covers every
+ * file present at start even though adopting them takes several listings.
+ */
+const ARCHIVED = 2_500;
+const HEADER = "type,timeLogged,rcpt,dsnStatus,dsnDiag,header_X-FBLId\r\n";
+const row = (id: string): string =>
+  `b,2025-01-14 10:00:00+0000,${id}@example.com,5.1.1,"smtp;550 5.1.1 user unknown",${id}\r\n`;
+
+const roots: string[] = [];
+after(() => {
+  for (const r of roots) rmSync(r, { recursive: true, force: true });
+});
+
+function backlog(extra: Record<string, unknown> = {}): { ws: Workspace; live: string } {
+  const ws = makeWorkspace("pmta-backlog-", extra);
+  roots.push(ws.root);
+  const archive = join(ws.liveDir, "accounting", "bounces");
+  mkdirSync(archive, { recursive: true });
+  mkdirSync(join(ws.liveDir, "accounting", "fbl"), { recursive: true });
+  for (let i = 0; i < ARCHIVED; i++) {
+    writeFileSync(
+      join(archive, `bounces-2025-01-14-${String(i).padStart(6, "0")}.csv`),
+      HEADER + row(`arch-${i}`),
+    );
+  }
+  const live = join(ws.liveDir, "bounces-2025-01-15-0000.csv");
+  writeFileSync(live, HEADER + row("live-0"));
+  return { ws, live };
+}
+
+function deliveredIds(ws: Workspace): string[] {
+  if (!existsSync(ws.output)) return [];
+  const lines = readFileSync(ws.output, "utf8").split("\n");
+  lines.pop(); // the last line is complete only if the file ends in "\n"
+  return lines.map((l) => (JSON.parse(l) as { headers: Record<string, string> }).headers["X-FBLId"] ?? "");
+}
+
+describe("an archive backlog larger than one listing adopts", () => {
+  it("delivers every archived record exactly once and does not hold the live file back", async () => {
+    const { ws, live } = backlog({ inFlight: { maxEvents: 200 } });
+    const run = startRun(ws);
+    // Written while the backlog is being worked through: must not wait for the 2,500 files.
+    await waitUntil(
+      () => deliveredIds(ws).includes("live-0"),
+      20_000,
+      () => run.stderr().slice(-2000),
+    );
+    appendFileSync(live, row("live-1"));
+    await waitUntil(
+      () => deliveredIds(ws).length >= ARCHIVED + 2,
+      60_000,
+      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    const ids = deliveredIds(ws);
+    assert.equal(new Set(ids).size, ids.length, "no duplicates");
+    assert.equal(ids.length, ARCHIVED + 2);
+    assert.ok(ids.indexOf("live-0") < 1_000, `live-0 delivered at position ${ids.indexOf("live-0")}`);
+    assert.ok(ids.indexOf("live-1") < ARCHIVED, "a record appended during the catch-up is not last in line");
+  });
+
+  it("startAt: end skips every file present at start, however many listings adopting them takes", async () => {
+    const { ws, live } = backlog({ startAt: "end" });
+    const run = startRun(ws);
+    // Every file adopted (and checkpointed at its end) before anything new is written.
+    await waitUntil(
+      () => {
+        try {
+          const text = readFileSync(join(ws.stateDir, "checkpoints.json"), "utf8");
+          return (text.match(/"ino":/g) ?? []).length >= ARCHIVED + 1;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      () => run.stderr().slice(-2000),
+    );
+    appendFileSync(live, row("live-1"));
+    await waitUntil(
+      () => deliveredIds(ws).includes("live-1"),
+      20_000,
+      () => run.stderr().slice(-2000),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual(deliveredIds(ws), ["live-1"]);
+    const { snapshot } = await new CheckpointStore(ws.stateDir).load();
+    assert.equal(snapshot.files.length, ARCHIVED + 1);
+  });
+});
