@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -275,7 +276,16 @@ describe("pmta-ingest status", () => {
     );
   });
 
-  it("bad input: missing config (2), state dir under a regular file (2), unreadable checkpoint path (1)", async () => {
+  it("writes nothing: a state directory that does not exist is reported, not created", async () => {
+    const ws = workspace("pmta-status-nowrite-");
+    const stateDir = join(ws.root, "never-created");
+    const io = collect();
+    assert.equal(await runStatus({ config: ws.config, flags: { stateDir }, ...io }), 0, io.stderr());
+    assert.match(io.stdout(), /checkpoint: none yet/);
+    assert.equal(existsSync(stateDir), false);
+  });
+
+  it("bad input: missing config (2), state dir under a regular file (1), unreadable checkpoint path (1)", async () => {
     const missing = collect();
     assert.equal(await runStatus({ config: "/nonexistent/pmta.yaml", ...missing }), 2);
     assert.match(
@@ -287,11 +297,12 @@ describe("pmta-ingest status", () => {
     const file = join(ws.root, "plain-file");
     writeFileSync(file, "");
     const under = collect();
+    // status writes nothing, so the state dir is not probed as a config error: reading the store fails.
     assert.equal(
       await runStatus({ config: ws.config, flags: { stateDir: join(file, "state") }, ...under }),
-      2,
+      1,
     );
-    assert.match(under.stderr(), /stateDir: .*plain-file\/state is not a writable directory \(ENOTDIR\)/);
+    assert.match(under.stderr(), /cannot read the checkpoint store: .*plain-file\/state.*ENOTDIR/);
 
     mkdirSync(join(ws.stateDir, "checkpoints.json"), { recursive: true });
     const isDir = collect();

@@ -64,6 +64,11 @@ export interface LoadOptions {
   readonly flags?: Readonly<Record<string, unknown>>;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly hostname?: string;
+  /**
+   * Create stateDir and prove it writable (default true). Off for the read-only commands (`status`):
+   * they must work, and write nothing, on a state directory the operator can only read.
+   */
+  readonly probeStateDir?: boolean;
 }
 
 export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: string; description: string }[] =
@@ -361,10 +366,12 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
 
   const stateDir = doc.stateDir === undefined ? "/var/lib/pmta-ingest" : abs("stateDir", doc.stateDir);
   try {
-    await mkdir(stateDir, { recursive: true });
-    const probe = join(stateDir, `.write-test-${process.pid}`);
-    await writeFile(probe, "");
-    await rm(probe);
+    if (options.probeStateDir ?? true) {
+      await mkdir(stateDir, { recursive: true });
+      const probe = join(stateDir, `.write-test-${process.pid}`);
+      await writeFile(probe, "");
+      await rm(probe);
+    }
   } catch (err) {
     fail(
       "stateDir",

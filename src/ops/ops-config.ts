@@ -32,16 +32,17 @@ export const CONFIG_ERROR_EXIT = 2;
  * Loads and validates the config (including `output.http`, as `run` does before starting). A config
  * mistake comes back as a message naming the file and key, never as an exception.
  *
- * Note: loadRunConfig creates stateDir if it is missing and writes then removes a probe file in it;
- * that is the only write the read-only commands cause, and it never touches the checkpoint files.
+ * `readOnly` (status) skips loadRunConfig's stateDir probe (create it, write and remove a file), so a
+ * read-only command writes nothing and works on a state directory it can only read.
  */
-export async function loadOpsConfig(source: OpsConfigSource): Promise<LoadedConfig> {
+export async function loadOpsConfig(source: OpsConfigSource, readOnly = false): Promise<LoadedConfig> {
   let config: RunConfig;
   try {
     config = await loadRunConfig({
       ...(source.config === undefined ? {} : { file: source.config }),
       flags: source.flags ?? {},
       env: source.env ?? process.env,
+      probeStateDir: !readOnly,
     });
   } catch (err) {
     if (err instanceof ConfigError) return { ok: false, message: err.message };

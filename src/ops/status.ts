@@ -89,7 +89,7 @@ export interface StatusOptions extends OpsConfigSource, OpsStreams {
 
 /** Runs `status`; returns the exit code: 0, 1 (damaged or unreadable checkpoint store), 2 (config). */
 export async function runStatus(opts: StatusOptions): Promise<number> {
-  const loaded = await loadOpsConfig(opts);
+  const loaded = await loadOpsConfig(opts, true);
   if (!loaded.ok) {
     opts.err.write(`pmta-ingest status: ${loaded.message}\n`);
     return CONFIG_ERROR_EXIT;
