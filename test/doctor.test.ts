@@ -17,6 +17,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { type Check, runDoctor } from "../src/ops/doctor.js";
+import { collect } from "./support/collect.js";
 import { makeWorkspace, type Workspace } from "./support/run-harness.js";
 
 const roots: string[] = [];
@@ -25,17 +26,6 @@ after(() => {
   for (const s of servers) s.close();
   for (const r of roots) rmSync(r, { recursive: true, force: true });
 });
-
-function collect() {
-  let out = "";
-  let err = "";
-  return {
-    out: { write: (s: string) => (out += s) },
-    err: { write: (s: string) => (err += s) },
-    stdout: () => out,
-    stderr: () => err,
-  };
-}
 
 interface Received {
   readonly method: string;

@@ -10,6 +10,7 @@ import { makedev, parseSincedb, splitDev } from "../src/ops/sincedb.js";
 import { formatCsvRow } from "../src/simulate/csv-row.js";
 import { BOUNCES_HEADER, FBL_HEADER, generateBounce, generateFbl } from "../src/simulate/record-generator.js";
 import { Rng } from "../src/simulate/rng.js";
+import { collect } from "./support/collect.js";
 import { makeWorkspace, readDelivered, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
 
 const fixture = (name: string): string =>
@@ -19,17 +20,6 @@ const roots: string[] = [];
 after(() => {
   for (const r of roots) rmSync(r, { recursive: true, force: true });
 });
-
-function collect() {
-  let out = "";
-  let err = "";
-  return {
-    out: { write: (s: string) => (out += s) },
-    err: { write: (s: string) => (err += s) },
-    stdout: () => out,
-    stderr: () => err,
-  };
-}
 
 interface Row {
   readonly seq: number;

@@ -17,23 +17,13 @@ import { CheckpointStore, type FileCheckpoint } from "../src/checkpoint/checkpoi
 import { runStatus, type StatusReport } from "../src/ops/status.js";
 import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
 import { contentMarks } from "../src/tail/file-identity.js";
+import { collect } from "./support/collect.js";
 import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
 
 const roots: string[] = [];
 after(() => {
   for (const r of roots) rmSync(r, { recursive: true, force: true });
 });
-
-function collect() {
-  let out = "";
-  let err = "";
-  return {
-    out: { write: (s: string) => (out += s) },
-    err: { write: (s: string) => (err += s) },
-    stdout: () => out,
-    stderr: () => err,
-  };
-}
 
 function workspace(prefix: string, extra: Record<string, unknown> = {}): Workspace {
   const ws = makeWorkspace(prefix, extra);

@@ -75,3 +75,21 @@ export function configFlagsFromArgs(
   }
   return flags;
 }
+
+/**
+ * What every ops command takes from its parsed yargs arguments: the config source (file, config-key
+ * flags minus the command's `own` options, environment), `--json`, and the process's streams.
+ */
+export function opsArgs(
+  args: Readonly<Record<string, unknown>>,
+  own: readonly string[],
+): OpsConfigSource & OpsStreams & { readonly json: boolean } {
+  return {
+    ...(typeof args.config === "string" ? { config: args.config } : {}),
+    flags: configFlagsFromArgs(args, ["json", ...own]),
+    env: process.env,
+    json: args.json === true,
+    out: process.stdout,
+    err: process.stderr,
+  };
+}

@@ -1,4 +1,5 @@
 import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
+import { PMTA_DEFAULT_COLUMNS } from "../decode/header.js";
 import { type BlockNode, type ConfigNode, findBlocks, type Problem } from "./pmta-config-parser.js";
 
 /**
@@ -296,30 +297,6 @@ function isTrue(value: string): boolean {
  * Default (`*`) field lists per record type (User's Guide 5.0 §11.2; research notes
  * pmta-format.md §3.1, §6). `header_*` fields are never part of `*` except the four FBL headers.
  */
-const DBT_DEFAULT = [
-  "timeLogged",
-  "timeQueued",
-  "orig",
-  "rcpt",
-  "orcpt",
-  "dsnAction",
-  "dsnStatus",
-  "dsnDiag",
-  "dsnMta",
-  "bounceCat",
-  "srcType",
-  "srcMta",
-  "dlvType",
-  "dlvSourceIp",
-  "dlvDestinationIp",
-  "dlvEsmtpAvailable",
-  "dlvSize",
-  "vmta",
-  "jobId",
-  "envId",
-  "queue",
-  "vmtaPool",
-];
 const REMOTE_DEFAULT = [
   "timeLogged",
   "orig",
@@ -336,6 +313,12 @@ const REMOTE_DEFAULT = [
   "envId",
   "format",
 ];
+/**
+ * d, b, t and f: the decoder's fallback lists (one source for the same PowerMTA fact). tq, r, rb and
+ * rs list more fields than the decoder's (userString, format, ...), which the spelling check needs.
+ */
+const withoutType = (columns: readonly string[] | undefined): readonly string[] => (columns ?? []).slice(1);
+const DBT_DEFAULT = withoutType(PMTA_DEFAULT_COLUMNS.b);
 export const DEFAULT_FIELDS: Readonly<Record<RecordType, readonly string[]>> = {
   d: DBT_DEFAULT,
   b: DBT_DEFAULT,
@@ -370,23 +353,7 @@ export const DEFAULT_FIELDS: Readonly<Record<RecordType, readonly string[]>> = {
   ],
   rb: REMOTE_DEFAULT,
   rs: REMOTE_DEFAULT,
-  f: [
-    "timeLogged",
-    "repSourceIp",
-    "feedbackType",
-    "format",
-    "userAgent",
-    "envId",
-    "orig",
-    "rcpt",
-    "reportingMta",
-    "dlvSourceIp",
-    "reportedDomain",
-    "header_From",
-    "header_Return-Path",
-    "header_X-job",
-    "header_Subject",
-  ],
+  f: withoutType(PMTA_DEFAULT_COLUMNS.f),
 };
 
 /** Every field name the guide documents, for spelling checks (exact case is what the header carries). */

@@ -1,5 +1,3 @@
-import { constants } from "node:fs";
-import { access } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type FSWatcher, watch } from "chokidar";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
@@ -16,7 +14,8 @@ import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
 import { buildEvent } from "../event/build-event.js";
 import type { PmtaEvent } from "../event/event.js";
 import { PipelineMetrics, type RetryCause } from "../observe/metrics.js";
-import { type MetricsServer, type ReadinessCheck, startMetricsServer } from "../observe/metrics-server.js";
+import { type MetricsServer, startMetricsServer } from "../observe/metrics-server.js";
+import { Readiness } from "../observe/readiness.js";
 import { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
 import { Tailer } from "../tail/tailer.js";
 import { VERSION } from "../version.js";
@@ -57,9 +56,6 @@ export interface DaemonOptions {
   readonly processMetrics?: boolean;
 }
 
-/** The output counts as reachable for /readyz if it answered within this long. */
-const OUTPUT_READY_GRACE_MS = 60_000;
-
 const HTTP_RETRY_CAUSE: Readonly<Record<"network" | "5xx" | "429" | "408" | "auth", RetryCause>> = {
   network: "network",
   "5xx": "server_error",
@@ -96,20 +92,7 @@ export async function runDaemon(
     maxJobLabels: config.metrics.maxJobLabels,
     processMetrics: options.processMetrics ?? true,
   });
-  // What /readyz reports about the output: the last attempt, and when it last succeeded.
-  const outputHealth: { lastOk: boolean | undefined; lastSuccessAt: number; lastError: string } = {
-    lastOk: undefined,
-    lastSuccessAt: 0,
-    lastError: "",
-  };
-  const outputFailed = (error: string): void => {
-    outputHealth.lastOk = false;
-    outputHealth.lastError = error;
-  };
-  const outputSucceeded = (): void => {
-    outputHealth.lastOk = true;
-    outputHealth.lastSuccessAt = Date.now();
-  };
+  const readiness = new Readiness(config.inputs, config.output.kind);
   // Events the backend rejected (dead-lettered): acknowledged, but not counted as delivered.
   const rejected = new WeakSet<Envelope>();
 
@@ -129,7 +112,6 @@ export async function runDaemon(
     },
   });
 
-  let lastCheckpointError: string | undefined;
   let metricsServer: MetricsServer | undefined;
   const deadLetter = new DeadLetterFile(config.deadLetterPath);
   let output: Output;
@@ -176,7 +158,7 @@ export async function runDaemon(
       onRetry: (cause) => {
         counters.retries++;
         metrics.retry(HTTP_RETRY_CAUSE[cause]);
-        outputFailed(cause);
+        readiness.outputFailed(cause);
       },
       onRequest: (status, _events, ms) => {
         const seconds = ms / 1000;
@@ -185,14 +167,14 @@ export async function runDaemon(
         } else if (status >= 200 && status < 300) {
           metrics.request("success", seconds);
           metrics.outputAnswered();
-          outputSucceeded();
+          readiness.outputSucceeded();
         } else if (status === 401 || status === 403 || status === 408 || status === 429 || status >= 500) {
           metrics.request("retry", seconds);
         } else {
           // A 4xx for single events is an answer: the backend is up and judged the events.
           metrics.request("rejected", seconds);
           metrics.outputAnswered();
-          outputSucceeded();
+          readiness.outputSucceeded();
         }
       },
     });
@@ -220,7 +202,7 @@ export async function runDaemon(
     onRetry: (attempt, error, delayMs) => {
       counters.retries++;
       metrics.retry("error");
-      outputFailed(String(error));
+      readiness.outputFailed(String(error));
       if (attempt === 1 || attempt % 10 === 0) {
         log("warn", "output failed; retrying", {
           output: output.name,
@@ -233,7 +215,7 @@ export async function runDaemon(
     onAcked: (n) => {
       uncheckpointed += n;
       metrics.acknowledged();
-      outputSucceeded();
+      readiness.outputSucceeded();
       wake();
     },
     onBatch: (events, bytes) => metrics.batch(events, bytes),
@@ -364,7 +346,7 @@ export async function runDaemon(
       await store.save(kept);
       counters.checkpointsWritten++;
       metrics.checkpointWritten();
-      lastCheckpointError = undefined;
+      readiness.checkpointWritten();
       uncheckpointed -= covered;
       lastSignature = signature;
       lastCheckpointAt = t;
@@ -372,7 +354,7 @@ export async function runDaemon(
     } catch (err) {
       counters.checkpointFailures++;
       metrics.checkpointFailed();
-      lastCheckpointError = String(err);
+      readiness.checkpointFailed(String(err));
       log("error", "checkpoint write failed; will retry", { stateDir: config.stateDir, error: String(err) });
       lastCheckpointAt = t;
     }
@@ -422,46 +404,7 @@ export async function runDaemon(
       metricsServer = await startMetricsServer({
         ...listen,
         metrics,
-        readiness: async () => {
-          const checks: ReadinessCheck[] = [];
-          for (const input of config.inputs) {
-            for (const dir of [input.dir, input.archive]) {
-              if (dir === undefined) continue;
-              const problem = await access(dir, constants.R_OK | constants.X_OK).then(
-                () => undefined,
-                (err: NodeJS.ErrnoException) => err.code ?? String(err),
-              );
-              checks.push({
-                name: `input ${input.name}: ${dir}`,
-                ok: problem === undefined,
-                detail: problem === undefined ? "readable" : `cannot list: ${problem}`,
-              });
-            }
-          }
-          const sinceOk = Date.now() - outputHealth.lastSuccessAt;
-          const outputOk =
-            outputHealth.lastOk !== false ||
-            (outputHealth.lastSuccessAt > 0 && sinceOk < OUTPUT_READY_GRACE_MS);
-          checks.push({
-            name: `output ${config.output.kind}`,
-            ok: outputOk,
-            detail:
-              outputHealth.lastOk === undefined
-                ? "nothing sent yet"
-                : outputHealth.lastOk
-                  ? "last attempt succeeded"
-                  : `last attempt failed (${outputHealth.lastError}); last success ${
-                      outputHealth.lastSuccessAt === 0 ? "never" : `${Math.round(sinceOk / 1000)} s ago`
-                    }`,
-          });
-          checks.push({
-            name: "checkpoint",
-            ok: lastCheckpointError === undefined,
-            detail:
-              lastCheckpointError === undefined ? "writable" : `last write failed: ${lastCheckpointError}`,
-          });
-          return checks;
-        },
+        readiness: () => readiness.checks(),
       });
       log("info", "metrics endpoint listening", { address: metricsServer.address });
       options.onMetricsListening?.(metricsServer.address);

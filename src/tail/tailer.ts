@@ -129,17 +129,6 @@ export class Tailer {
     return n;
   }
 
-  get trackedFiles(): number {
-    return this.files.size;
-  }
-
-  /** Bytes on disk not yet read, per input (the lag). */
-  unreadBytes(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [name, s] of this.inputStats()) out.set(name, s.unread);
-    return out;
-  }
-
   /** Files tracked, descriptors open and bytes not yet read, per configured input (zeros included). */
   inputStats(): Map<string, InputStats> {
     const out = new Map<string, InputStats>();
