@@ -20,6 +20,7 @@ import { loadRunConfig } from "../src/config/run-config.js";
 import { parseDuration } from "../src/config/units.js";
 import { parseHttpSettings } from "../src/deliver/http-output.js";
 import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
+import { reapOnExit } from "./support/reap.js";
 
 /**
  * The single-file bundle (`npm run bundle` → dist/pmta-ingest.mjs) is what gets copied to a PowerMTA
@@ -43,7 +44,7 @@ function run(
   cwd: string,
   onStdout?: (text: string) => void,
 ): Promise<Exit> & { kill(): void } {
-  const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const child = reapOnExit(spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }));
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => {

@@ -394,7 +394,15 @@ describe("pmta-ingest import-sincedb", () => {
     const sizes = new Map([pathA, pathB, pathC, pathD].map((p) => [statSync(p).ino, statSync(p).size]));
     const caughtUp = (): boolean => {
       if (readDelivered(ws).length < total) return false;
-      const snap = decodeCheckpointFile(readFileSync(ckpt));
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(ckpt);
+      } catch {
+        // A save renames the live file to .prev before the new one takes its name: for that instant
+        // there is no checkpoints.json (the store's own load() reads all three names).
+        return false;
+      }
+      const snap = decodeCheckpointFile(bytes);
       if (typeof snap === "string") return false;
       return [...sizes].every(([ino, size]) => snap.files.some((f) => f.ino === ino && f.offset === size));
     };

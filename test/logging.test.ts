@@ -7,6 +7,7 @@ import { after, describe, it } from "node:test";
 import type { LogLevel } from "../src/cli/log.js";
 import { loadRunConfig } from "../src/config/run-config.js";
 import { findExposedSecrets, warnExposedSecrets } from "../src/config/secret-permissions.js";
+import { reapOnExit } from "./support/reap.js";
 import { CLI_PATH } from "./support/run-cli.js";
 
 const LOG_MODULE = new URL("../src/cli/log.js", import.meta.url).href;
@@ -221,9 +222,11 @@ describe("secret permission check", () => {
       0o644,
       join(dir, "missing"),
     );
-    const child = spawn(process.execPath, [CLI_PATH, "run", "--config", file, "--metrics.listen", "off"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = reapOnExit(
+      spawn(process.execPath, [CLI_PATH, "run", "--config", file, "--metrics.listen", "off"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
     const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
     let stdout = "";
     let stderr = "";

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { reapOnExit } from "./reap.js";
 
 /**
  * A real Prometheus (Debian package `prometheus`, installed by .ci/run) on 127.0.0.1 scraping the
@@ -64,6 +65,7 @@ export async function startPrometheus(
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
+  reapOnExit(child);
   const spawned = new Promise<void>((resolve, reject) => {
     child.once("spawn", () => resolve());
     child.once("error", (err) =>

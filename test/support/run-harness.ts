@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { seqOf } from "../../src/simulate/record-generator.js";
+import { reapOnExit } from "./reap.js";
 
 /**
  * Drives the real `pmta-ingest run` as a child process against files written by the simulator, and
@@ -64,10 +65,12 @@ export interface Running {
 }
 
 export function startRun(ws: Workspace, env: Record<string, string> = {}, args: string[] = []): Running {
-  const child = spawn(process.execPath, [CLI, "run", "--config", ws.config, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
-  });
+  const child = reapOnExit(
+    spawn(process.execPath, [CLI, "run", "--config", ws.config, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    }),
+  );
   let err = "";
   const collect = (d: string): void => {
     err += d;
