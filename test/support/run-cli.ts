@@ -13,7 +13,9 @@ export interface CliRun {
 
 export function runCli(args: string[], stdin?: string): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = reapOnExit(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ["pipe", "pipe", "pipe"] }));
+    const child = reapOnExit(
+      spawn(process.execPath, [CLI_PATH, ...args], { stdio: ["pipe", "pipe", "pipe"] }),
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => {
