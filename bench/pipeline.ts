@@ -64,7 +64,7 @@ async function catchUp(rx: Receiver, work: string): Promise<void> {
   const peer: RunResult[] = [];
   const line = (i: number, r: RunResult) =>
     console.log(
-      `  run ${i + 1} ${r.shipper.padEnd(11)} acked ${fixed(r.wallAcked, 3)} s (received ${fixed(r.wallReceived, 3)}, exit ${fixed(r.wallExit, 3)})  CPU ${fixed(r.cpu, 2)} s  peak ${fixed(r.peakRssMiB, 1)} MiB  events ${r.received} (${fixed(r.bodyBytes / Math.max(1, r.received), 0)} B each)  receiver ${fixed(r.receiverCpu, 2)} s  machine busy ${fixed(r.load.busyCores, 2)} cores (others ${fixed(r.load.otherCores, 2)})${r.warnings.length > 0 ? `\n    ${r.warnings.join("\n    ")}` : ""}`,
+      `  run ${i + 1} ${r.shipper.padEnd(11)} acked ${fixed(r.wallAcked, 3)} s (received ${fixed(r.wallReceived, 3)}, exit ${fixed(r.wallExit, 3)})  CPU ${fixed(r.cpu, 2)} s${r.sys === undefined ? "" : ` (sys ${fixed(r.sys, 2)})`}  peak ${fixed(r.peakRssMiB, 1)} MiB  events ${r.received} (${fixed(r.bodyBytes / Math.max(1, r.received), 0)} B each)  receiver ${fixed(r.receiverCpu, 2)} s  machine busy ${fixed(r.load.busyCores, 2)} cores (others ${fixed(r.load.otherCores, 2)})${r.warnings.length > 0 ? `\n    ${r.warnings.join("\n    ")}` : ""}`,
     );
   for (let i = 0; i < opts.runs; i++) {
     const o = await runDaemonCatchUp(data, rx, work, `ours-${i + 1}`);

@@ -62,10 +62,10 @@ function envelopes(n: number, poison: ReadonlySet<number> = new Set()): Envelope
       },
       source: { host: "h", file: "/f", offset: i * 100 },
     } as unknown as PmtaEvent;
-    const line = JSON.stringify(event);
+    const data = Buffer.from(JSON.stringify(event));
     return {
-      line,
-      bytes: line.length,
+      data,
+      bytes: data.length,
       ack: () => {},
       id: event.id,
       origin: { input: "bounces", file: "/f", dev: 1, ino: 2, offset: i * 100, end: i * 100 + 100 },

@@ -23,6 +23,8 @@ export interface RunResult {
   readonly wallExit: number;
   /** Whole-process CPU, start-up and shutdown included (/usr/bin/time, else /proc just before SIGTERM). */
   readonly cpu: number;
+  /** The system (kernel) part of cpu, when /usr/bin/time measured it. */
+  readonly sys?: number;
   /** CPU until everything was acknowledged (/proc just before SIGTERM). */
   readonly cpuAtAcked: number;
   readonly peakRssMiB: number;
@@ -95,6 +97,7 @@ export async function finish(
     wallAcked,
     wallExit: stop.wallExitSeconds,
     cpu,
+    ...(stop.time === undefined ? {} : { sys: stop.time.sysSeconds }),
     cpuAtAcked,
     peakRssMiB: Math.max(stop.time?.maxRssMiB ?? 0, stop.atStop?.hwmMiB ?? 0),
     received: rxStats.events,

@@ -105,6 +105,8 @@ export function haveGnuTime(): boolean {
 export interface TimeResult {
   readonly wallSeconds: number;
   readonly cpuSeconds: number;
+  /** The kernel's share of cpuSeconds: page faults of a growing heap and syscalls show here. */
+  readonly sysSeconds: number;
   readonly maxRssMiB: number;
 }
 
@@ -120,5 +122,10 @@ export function parseTimeFile(path: string): TimeResult | undefined {
     .find((l) => l.startsWith("BENCHTIME "));
   if (line === undefined) return undefined;
   const [, e, u, s, m] = line.split(" ").map(Number);
-  return { wallSeconds: e ?? 0, cpuSeconds: (u ?? 0) + (s ?? 0), maxRssMiB: (m ?? 0) / 1024 };
+  return {
+    wallSeconds: e ?? 0,
+    cpuSeconds: (u ?? 0) + (s ?? 0),
+    sysSeconds: s ?? 0,
+    maxRssMiB: (m ?? 0) / 1024,
+  };
 }

@@ -54,10 +54,20 @@ export class Header {
       const v = values[i] as string;
       if (v === "") continue;
       const name = i < this.names.length ? (this.names[i] as string) : `_extra${i - this.names.length + 1}`;
-      if (out[name] === undefined) out[name] = v;
+      setFirst(out, name, v);
     }
     return out;
   }
+}
+
+/**
+ * `obj[key] = value` unless `key` already has a value. A column named `constructor` or `__proto__`
+ * must become an own property like any other (plain `obj[key]` would see Object.prototype's).
+ */
+export function setFirst(obj: Record<string, string>, key: string, value: string): void {
+  if (!(key in obj)) obj[key] = value;
+  else if (!Object.hasOwn(obj, key))
+    Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** True when a row is a header line: PowerMTA always starts it with the literal `type` (`#type` seen too). */

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { rootCertificates } from "node:tls";
 import { gzipSync } from "node:zlib";
 import { Pool } from "undici";
+import { joinLines } from "../sink/join-lines.js";
 import type { Envelope } from "./batcher.js";
 import type { Output } from "./output.js";
 
@@ -345,7 +346,7 @@ export class HttpOutput implements Output {
     if (this.settings.token !== undefined) headers.authorization = `Bearer ${this.settings.token}`;
     if (this.settings.octethSignature !== undefined)
       headers["x-octeth-signature"] = this.settings.octethSignature;
-    let payload: Buffer = Buffer.from(body);
+    let payload: Buffer = body;
     if (this.settings.gzip) {
       payload = gzipSync(payload);
       headers["content-encoding"] = "gzip";
@@ -380,20 +381,22 @@ export class HttpOutput implements Output {
     }
   }
 
-  private body(batch: readonly Envelope[], key: string): { body: string; contentType: string } {
+  private body(batch: readonly Envelope[], key: string): { body: Buffer; contentType: string } {
     switch (this.settings.format) {
       case "ndjson":
-        return { body: `${batch.map((e) => e.line).join("\n")}\n`, contentType: "application/x-ndjson" };
+        return { body: joinLines(batch.map(dataOf), "", "\n", "\n"), contentType: "application/x-ndjson" };
       case "octeth":
         return {
-          body: this.oneEventPerRequest
-            ? JSON.stringify(octethRecord(batch[0] as Envelope))
-            : JSON.stringify(batch.map(octethRecord)),
+          body: Buffer.from(
+            this.oneEventPerRequest
+              ? JSON.stringify(octethRecord(batch[0] as Envelope))
+              : JSON.stringify(batch.map(octethRecord)),
+          ),
           contentType: "application/json",
         };
       default:
         return {
-          body: `{"batchId":"${key}","events":[${batch.map((e) => e.line).join(",")}]}`,
+          body: joinLines(batch.map(dataOf), `{"batchId":"${key}","events":[`, ",", "]}"),
           contentType: "application/json",
         };
     }
@@ -405,16 +408,18 @@ export class HttpOutput implements Output {
  * its header name — which fixes the `rb` column shift of the positional Logstash config.
  */
 function octethRecord(e: Envelope): Record<string, string> {
-  const fields = (JSON.parse(e.line) as { fields?: Record<string, string> }).fields ?? {};
+  const fields = (JSON.parse(e.data.toString()) as { fields?: Record<string, string> }).fields ?? {};
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(fields)) out[k === "type" ? "logType" : k] = v;
   return out;
 }
 
+const dataOf = (e: Envelope): Buffer => e.data;
+
 /** Same events → same key, so a backend can recognise a batch re-sent after a lost acknowledgement. */
 function idempotencyKey(batch: readonly Envelope[]): string {
   const h = createHash("sha256");
-  for (const e of batch) h.update(e.id ?? e.line).update("\n");
+  for (const e of batch) h.update(e.id ?? e.data).update("\n");
   return h.digest("hex").slice(0, 32);
 }
 

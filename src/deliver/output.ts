@@ -1,3 +1,4 @@
+import { joinLines } from "../sink/join-lines.js";
 import type { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
 import type { Envelope } from "./batcher.js";
 
@@ -15,7 +16,7 @@ export interface Output {
 export function fileOutput(sink: NdjsonFileSink): Output {
   return {
     name: `file:${sink.path}`,
-    send: (batch) => sink.writeLines(batch.map((e) => e.line)),
+    send: (batch) => sink.writeEvents(batch.map((e) => e.data)),
     sync: () => sink.sync(),
     close: () => sink.close(),
   };
@@ -26,7 +27,15 @@ export function stdoutOutput(stream: NodeJS.WritableStream = process.stdout): Ou
     name: "stdout",
     send: (batch) =>
       new Promise<void>((resolve, reject) => {
-        stream.write(`${batch.map((e) => e.line).join("\n")}\n`, (err) => (err ? reject(err) : resolve()));
+        stream.write(
+          joinLines(
+            batch.map((e) => e.data),
+            "",
+            "\n",
+            "\n",
+          ),
+          (err) => (err ? reject(err) : resolve()),
+        );
       }),
     sync: async () => {},
     close: async () => {},

@@ -1,7 +1,7 @@
 import type { Classifier } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
 import { domainOf, type ParsedMta, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
-import type { Header } from "../decode/header.js";
+import { type Header, setFirst } from "../decode/header.js";
 import type { BounceInfo, ComplaintInfo, EventKind, PmtaEvent } from "./event.js";
 
 export interface EventContext {
@@ -67,7 +67,7 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
     const v = values[i];
     if (v === undefined || v === "") continue;
     if (headers === undefined) headers = {};
-    if (headers[name] === undefined) headers[name] = v;
+    setFirst(headers, name, v);
   }
 
   const type = record.type;
@@ -167,7 +167,7 @@ function mtaOf(raw: string): ParsedMta | undefined {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-function addressIn(value: string | undefined): string | undefined {
+export function addressIn(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   const m = /<([^<>\s]+@[^<>\s]+)>/.exec(value) ?? /([^\s<>"',;]+@[^\s<>"',;]+)/.exec(value);
   return m?.[1];

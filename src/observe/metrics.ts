@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { providerOf } from "../classify/providers.js";
 import { isReason, REASON_INFO } from "../classify/taxonomy.js";
-import type { PmtaEvent } from "../event/event.js";
+import type { EncodedEvent } from "../event/encode-event.js";
 import { LabelCap } from "./label-cap.js";
 
 /**
@@ -37,6 +37,14 @@ export interface MetricsOptions {
   /** Add Node's process metrics (default true; tests running several daemons in one process turn it off). */
   readonly processMetrics?: boolean;
 }
+
+/** What the metrics read of an event: the event itself, or what encodeEvent reports next to its line. */
+export type EventFacts = Pick<
+  EncodedEvent,
+  "kind" | "recordType" | "recipientDomain" | "vmta" | "jobId" | "warnings"
+> & {
+  readonly bounce?: Pick<NonNullable<EncodedEvent["bounce"]>, "reason" | "hard" | "action" | "provider">;
+};
 
 /** A per-(input, kind) tally the caller bumps when the output acknowledged an event. */
 export interface DeliveredSlot {
@@ -351,7 +359,7 @@ export class PipelineMetrics {
   }
 
   /** One record decoded and classified. Returns the slot to bump once the output acknowledged it. */
-  eventRead(input: string, event: PmtaEvent): DeliveredSlot {
+  eventRead(input: string, event: EventFacts): DeliveredSlot {
     const type = RECORD_TYPES.has(event.recordType) ? event.recordType : "other";
     this.recordsTally.add(`${input}|${type}`, () => ({ input, type }));
 
@@ -446,7 +454,7 @@ export class PipelineMetrics {
   }
 }
 
-function kindReason(kind: PmtaEvent["kind"]): string {
+function kindReason(kind: EventFacts["kind"]): string {
   switch (kind) {
     case "complaint":
       return "complaint";

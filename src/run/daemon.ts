@@ -11,7 +11,8 @@ import { Batcher, type Envelope } from "../deliver/batcher.js";
 import { DeadLetterFile } from "../deliver/dead-letter.js";
 import { HttpOutput, parseHttpSettings } from "../deliver/http-output.js";
 import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
-import { buildEvent } from "../event/build-event.js";
+import type { EventContext } from "../event/build-event.js";
+import { encodeEvent } from "../event/encode-event.js";
 import type { PmtaEvent } from "../event/event.js";
 import { PipelineMetrics, type RetryCause } from "../observe/metrics.js";
 import { type MetricsServer, startMetricsServer } from "../observe/metrics-server.js";
@@ -144,7 +145,7 @@ export async function runDaemon(
           detail: `HTTP ${r.status}`,
           status: r.status,
           response: r.body.slice(0, 1024),
-          event: JSON.parse(r.envelope.line) as unknown,
+          event: JSON.parse(r.envelope.data.toString()) as unknown,
         });
         log("warn", "event rejected by the backend; set aside in the dead-letter file", {
           output: config.output.kind,
@@ -224,7 +225,17 @@ export async function runDaemon(
       ? {}
       : { onAttempt: (ok: boolean, ms: number) => metrics.request(ok ? "success" : "error", ms / 1000) }),
   });
-  const ctxFor = (file: string) => ({ host: config.host, file, classifier });
+  // One context per file path, not one object per record.
+  const contexts = new Map<string, EventContext>();
+  const ctxFor = (file: string): EventContext => {
+    let ctx = contexts.get(file);
+    if (ctx === undefined) {
+      if (contexts.size >= 10_000) contexts.clear();
+      ctx = { host: config.host, file, classifier };
+      contexts.set(file, ctx);
+    }
+    return ctx;
+  };
 
   const tailer = new Tailer(
     {
@@ -240,10 +251,10 @@ export async function runDaemon(
         batcher.inFlightBytes < config.inFlight.maxBytes,
       record: (file, item, ack) => {
         counters.records++;
-        const event = buildEvent(item, ctxFor(file.path));
-        options.onEvent?.(event);
+        const event = encodeEvent(item, ctxFor(file.path));
+        if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.line) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
-        const line = JSON.stringify(event);
+        const data = Buffer.from(event.line);
         counters.events++;
         const origin = {
           input: file.input.name,
@@ -254,8 +265,8 @@ export async function runDaemon(
           end: item.end,
         };
         const envelope: Envelope = {
-          line,
-          bytes: line.length,
+          data,
+          bytes: data.length,
           ack: () => {
             ack();
             if (!rejected.has(envelope)) delivered.n++;

@@ -1,4 +1,5 @@
 import { type FileHandle, open, rename, stat } from "node:fs/promises";
+import { joinLines } from "./join-lines.js";
 
 /**
  * Appends events as NDJSON to a local file (the embedded default output), rotating by size:
@@ -63,9 +64,14 @@ export class NdjsonFileSink {
 
   /** Writes a batch of already-serialised lines (each without its newline); resolves once written. */
   async writeLines(lines: readonly string[]): Promise<void> {
+    await this.writeEvents(lines.map((l) => Buffer.from(l)));
+  }
+
+  /** Same as writeLines for lines already encoded as UTF-8 (no line endings inside). */
+  async writeEvents(lines: readonly Buffer[]): Promise<void> {
     if (lines.length === 0) return;
     if (this.handle === undefined) throw new Error(`sink ${this.path} is not open`);
-    const buf = Buffer.from(`${lines.join("\n")}\n`);
+    const buf = joinLines(lines, "", "\n", "\n");
     if (this.maxBytes > 0 && this.bytes > 0 && this.bytes + buf.length > this.maxBytes) await this.rotate();
     const handle = this.handle as FileHandle;
     let done = 0;
