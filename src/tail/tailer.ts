@@ -115,7 +115,7 @@ export class Tailer {
     private readonly options: TailerOptions,
     private readonly sink: TailerSink,
   ) {
-    this.chunk = Buffer.allocUnsafe(options.readChunkBytes ?? 256 * 1024);
+    this.chunk = Buffer.allocUnsafe(options.readChunkBytes ?? 64 * 1024);
   }
 
   /** Checkpoints loaded at start; files are matched to them as they are discovered. */
