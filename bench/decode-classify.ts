@@ -6,7 +6,8 @@
  *   - csv-parse (sync, info: true): the library the design names, parse only — for the decision;
  *   - our decoder alone (bytes → records with offsets);
  *   - the classifier alone, with and without its cache;
- *   - decode + classify + event + JSON.stringify: everything but I/O to the backend.
+ *   - decode + classify + event as the daemon encodes it (encodeEvent, to UTF-8): everything but I/O;
+ *   - the same through buildEvent + JSON.stringify, the readable definition encodeEvent must equal.
  * Prints numbers; asserts nothing. The full pipeline benchmark (tail → HTTP) is issue 7's.
  */
 
@@ -19,6 +20,7 @@ import { Classifier, type ClassifyInput } from "../src/classify/classifier.js";
 import { AccountingDecoder, type DecodedRecord } from "../src/decode/accounting-decoder.js";
 import { domainOf } from "../src/decode/field-values.js";
 import { buildEvent } from "../src/event/build-event.js";
+import { encodeEvent } from "../src/event/encode-event.js";
 import { generateBouncesFile } from "../src/simulate/record-generator.js";
 
 function arg(name: string, fallback: number): number {
@@ -105,12 +107,21 @@ async function main(): Promise<void> {
   measure("decoder: bytes → records with offsets", () => decodeAll(bytes, () => {}));
 
   // End to end first: the classifier-only runs below keep a million inputs alive, which slows GC.
-  measure("decode + classify + event + JSON.stringify", () => {
+  measure("decode + classify + encodeEvent → UTF-8", () => {
     const classifier = new Classifier();
     const ctx = { host: "bench", file, classifier };
     let bytesOut = 0;
     const n = decodeAll(bytes, (r) => {
-      bytesOut += JSON.stringify(buildEvent(r, ctx)).length;
+      bytesOut += Buffer.from(encodeEvent(r, ctx).line).length;
+    });
+    return bytesOut > 0 ? n : 0;
+  });
+  measure("decode + classify + buildEvent + JSON.stringify → UTF-8", () => {
+    const classifier = new Classifier();
+    const ctx = { host: "bench", file, classifier };
+    let bytesOut = 0;
+    const n = decodeAll(bytes, (r) => {
+      bytesOut += Buffer.from(JSON.stringify(buildEvent(r, ctx))).length;
     });
     return bytesOut > 0 ? n : 0;
   });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Classifier } from "../src/classify/classifier.js";
+import { Classifier, normalizedHash, normalizeForKey, sameNormalized } from "../src/classify/classifier.js";
 import { parseOperatorRules, RuleSyntaxError } from "../src/classify/operator-rules.js";
 import { providerOf } from "../src/classify/providers.js";
 import { BOUNCE_REASONS, REASON_INFO } from "../src/classify/taxonomy.js";
@@ -154,6 +154,62 @@ describe("Classifier decision order", () => {
     });
     assert.deepEqual(a, b);
     assert.equal(cached.hits, 1);
+  });
+
+  it("keys its cache on the diagnostic with addresses and long ids blanked, hashed without building it", () => {
+    const diag = "smtp;550 5.1.1 <anna@x.com>: user unknown [192.0.2.1] id=4f3a9c2e11 TSS04  end ";
+    assert.equal(normalizeForKey(diag), "smtp;550 5.1.1 @ user unknown # # TSS04  end  ");
+    const fnv = (s: string): number => {
+      let h = 0x811c9dc5;
+      for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+      return h >>> 0;
+    };
+    const samples = [
+      diag,
+      "",
+      " ",
+      "a",
+      "@",
+      "123456",
+      "12345",
+      "x".repeat(10_000),
+      `${"tok ".repeat(3000)}zoë 𝔘 \u0000`,
+      "smtp;550 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using zen.spamhaus.org",
+    ];
+    for (const a of samples) {
+      const na = normalizeForKey(a);
+      assert.equal(normalizedHash(a), fnv(na), JSON.stringify(a.slice(0, 40)));
+      assert.ok(sameNormalized(a, na));
+      for (const b of samples) if (normalizeForKey(b) !== na) assert.ok(!sameNormalized(b, na));
+    }
+    assert.ok(!sameNormalized("user unknown", "user unknown  "), "a prefix is not equal");
+    assert.ok(!sameNormalized("user unknown x", "user unknown "), "nor a longer text");
+  });
+
+  it("tells apart cached replies that differ in status, action, category, type or provider", () => {
+    const cached = new Classifier();
+    const diag = "smtp;550 mailbox unavailable";
+    const base = {
+      type: "b",
+      dsnStatus: "5.0.0",
+      dsnAction: "failed",
+      bounceCat: "bad-mailbox",
+      dsnDiag: diag,
+    };
+    const first = cached.classify(base);
+    for (const change of [
+      { dsnStatus: "4.0.0" },
+      { dsnAction: "delayed" },
+      { bounceCat: "spam-related" },
+      { type: "t" },
+      { recipientDomain: "gmail.com" },
+    ]) {
+      const misses = cached.misses;
+      cached.classify({ ...base, ...change });
+      assert.equal(cached.misses, misses + 1, JSON.stringify(change));
+    }
+    assert.equal(cached.classify({ ...base, type: "tq" }), cached.classify({ ...base, type: "t" }));
+    assert.equal(cached.classify(base), first);
   });
 
   it("has consequences defined for every reason", () => {

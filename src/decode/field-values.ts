@@ -182,7 +182,10 @@ export function parseDsnMta(raw: string | undefined): ParsedMta | undefined {
   if (open < 0 || !value.endsWith(")")) return value === "" ? undefined : { host: value.toLowerCase() };
   const host = value.slice(0, open).trim().toLowerCase();
   const ip = value.slice(open + 1, -1).trim();
-  return { ...(host ? { host } : {}), ...(ip ? { ip } : {}) };
+  const out: { host?: string; ip?: string } = {};
+  if (host !== "") out.host = host;
+  if (ip !== "") out.ip = ip;
+  return out;
 }
 
 /** Domain part of an address, lower case; handles `Name <a@b>` and trailing `>`. */

@@ -1,6 +1,6 @@
 import type { Classification } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
-import { domainOf, type ParsedMta, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
+import { domainOf, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
 import { addressIn, buildEvent, type EventContext, kindOf } from "./build-event.js";
 import type { EventKind } from "./event.js";
@@ -154,17 +154,6 @@ class TimeMemo {
 
 const logged = new TimeMemo();
 const queued = new TimeMemo();
-const mtaMemo = new Map<string, ParsedMta | null>();
-
-function mtaOf(raw: string): ParsedMta | undefined {
-  let parsed = mtaMemo.get(raw);
-  if (parsed === undefined) {
-    parsed = parseDsnMta(raw) ?? null;
-    if (mtaMemo.size >= 10_000) mtaMemo.clear();
-    mtaMemo.set(raw, parsed);
-  }
-  return parsed ?? undefined;
-}
 
 export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEvent {
   const { header, values } = record;
@@ -226,10 +215,19 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
     const dsnDiag = get("dsnDiag");
     const dsnMta = get("dsnMta");
     const bounceCat = get("bounceCat");
-    c = ctx.classifier.classify({ type, dsnStatus, dsnDiag, bounceCat, dsnAction, dsnMta, recipientDomain });
+    const mta = dsnMta === undefined ? undefined : parseDsnMta(dsnMta);
+    c = ctx.classifier.classify({
+      type,
+      dsnStatus,
+      dsnDiag,
+      bounceCat,
+      dsnAction,
+      dsnMta,
+      mtaHost: mta?.host,
+      recipientDomain,
+    });
     line += `,"bounce":${bouncePrefix(c, bounceCat)}`;
     if (dsnDiag !== undefined) line += `,"diagnostic":${q(dsnDiag)}`;
-    const mta = dsnMta === undefined ? undefined : mtaOf(dsnMta);
     if (mta?.host !== undefined) line += `,"remoteMta":${q(mta.host)}`;
     if (mta?.ip !== undefined) line += `,"remoteIp":${q(mta.ip)}`;
     if (dsnAction !== undefined) line += `,"dsnAction":${q(dsnAction)}`;
