@@ -65,6 +65,9 @@ const HTTP_RETRY_CAUSE: Readonly<Record<"network" | "5xx" | "429" | "408" | "aut
   auth: "auth",
 };
 
+/** Least time between two checkpoints written because the daemon caught up (see checkpoint()). */
+const SETTLED_CHECKPOINT_MS = 200;
+
 export async function runDaemon(
   config: RunConfig,
   classifier: Classifier,
@@ -334,7 +337,7 @@ export async function runDaemon(
   let lastSignature = "";
   let lastCheckpointAt = 0;
   let lastCheckpointMs = 0;
-  const checkpoint = async (force: boolean): Promise<void> => {
+  const checkpoint = async (force: boolean, idle = false): Promise<void> => {
     const t = performance.now();
     // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
     // not more often than every 20 ms, nor so often that checkpointing takes more than a fifth of the
@@ -342,7 +345,15 @@ export async function runDaemon(
     const windowPressure =
       uncheckpointed * 2 >= config.inFlight.maxEvents &&
       t - lastCheckpointAt >= Math.max(20, 4 * lastCheckpointMs);
-    if (!force && !windowPressure && t - lastCheckpointAt < config.checkpointIntervalMs) return;
+    // Caught up (nothing left to read, everything acknowledged): the state is final until new data
+    // arrives, so save it now rather than at the next interval — a restart then replays nothing —
+    // but at most five times a second under a trickle of records.
+    const settled =
+      idle &&
+      uncheckpointed > 0 &&
+      batcher.inFlightEvents === 0 &&
+      t - lastCheckpointAt >= Math.max(SETTLED_CHECKPOINT_MS, 4 * lastCheckpointMs);
+    if (!force && !windowPressure && !settled && t - lastCheckpointAt < config.checkpointIntervalMs) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();
     if (signature === lastSignature) return;
@@ -433,9 +444,12 @@ export async function runDaemon(
       }
       const progressed = await tailer.readRound();
       await tailer.sealRound();
-      await checkpoint(false);
-      if (!progressed && !stopping)
-        await waitForWake(Math.min(config.rescanIntervalMs, config.checkpointIntervalMs));
+      await checkpoint(false, !progressed);
+      if (!progressed && !stopping) {
+        const ms = Math.min(config.rescanIntervalMs, config.checkpointIntervalMs);
+        // Acknowledged but not yet saved: come back when the settled checkpoint is allowed.
+        await waitForWake(uncheckpointed > 0 ? Math.min(ms, SETTLED_CHECKPOINT_MS) : ms);
+      }
     }
   } finally {
     process.removeListener("SIGTERM", onTerm);
