@@ -10,6 +10,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { CheckpointStore } from "../src/checkpoint/checkpoint-store.js";
 import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
 import {
   makeWorkspace,
@@ -86,6 +87,31 @@ describe("pmta-ingest run (tailer)", () => {
       await sim.stop();
     });
   }
+
+  it("saves its checkpoint as soon as it has caught up, long before the checkpoint interval", async () => {
+    const ws = workspace({ checkpointInterval: "60s" });
+    const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 11 });
+    const run = startRun(ws);
+    await sim.writeRecords(300);
+    await allDelivered(ws, sim, run.stderr);
+    const ends = new Map<number, number>();
+    for (const r of sim.records()) ends.set(r.ino, Math.max(ends.get(r.ino) ?? 0, r.offset + r.length));
+    const store = new CheckpointStore(ws.stateDir);
+    let covered = false;
+    // Polls the real store (a read-only load); the interval alone would take a minute.
+    const deadline = performance.now() + 10_000;
+    while (!covered && performance.now() < deadline) {
+      const { snapshot } = await store.load();
+      covered = [...ends].every(([ino, end]) =>
+        snapshot.files.some((f) => f.ino === ino && f.offset === end),
+      );
+      if (!covered) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.ok(covered, `checkpoint at the end of every file within 10 s\n${run.stderr().slice(-2000)}`);
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0);
+    await sim.stop();
+  });
 
   it("catches up exactly once after being stopped (SIGSTOP) while 30 rotations happened", async () => {
     const ws = workspace();
