@@ -63,9 +63,27 @@ const MS_PER_S = 1000;
 
 class Tally {
   private readonly slots = new Map<string, Slot>();
+  /** The same slots by (a, b): the per-record path finds its slot without joining a key string. */
+  private readonly pairs = new Map<string, Map<string, Slot>>();
 
   add(key: string, labels: () => Record<string, string>, by = 1): void {
     this.slot(key, labels).n += by;
+  }
+
+  /** The slot `${a}|${b}`, if it exists yet (then pairSlot() makes it). */
+  pair(a: string, b: string): Slot | undefined {
+    return this.pairs.get(a)?.get(b);
+  }
+
+  pairSlot(a: string, b: string, labels: () => Record<string, string>): Slot {
+    const slot = this.slot(`${a}|${b}`, labels);
+    let inner = this.pairs.get(a);
+    if (inner === undefined) {
+      inner = new Map();
+      this.pairs.set(a, inner);
+    }
+    inner.set(b, slot);
+    return slot;
   }
 
   slot(key: string, labels: () => Record<string, string>): Slot {
@@ -95,6 +113,9 @@ export class PipelineMetrics {
   private readonly job: LabelCap;
   private readonly outputLabel: { output: OutputKind };
 
+  private readonly mailByClassification = new WeakMap<object, MailLabels>();
+  private readonly mailByKind = new Map<string, MailLabels>();
+  private readonly providerByDomain = new Map<string, string>();
   private readonly recordsTally = new Tally();
   private readonly bytesTally = new Tally();
   private readonly deliveredTally = new Tally();
@@ -361,26 +382,24 @@ export class PipelineMetrics {
   /** One record decoded and classified. Returns the slot to bump once the output acknowledged it. */
   eventRead(input: string, event: EventFacts): DeliveredSlot {
     const type = RECORD_TYPES.has(event.recordType) ? event.recordType : "other";
-    this.recordsTally.add(`${input}|${type}`, () => ({ input, type }));
+    (this.recordsTally.pair(input, type) ?? this.recordsTally.pairSlot(input, type, () => ({ input, type })))
+      .n++;
 
-    const b = event.bounce;
-    const reason = b?.reason ?? kindReason(event.kind);
-    const hard = b?.hard === true ? "true" : "false";
-    const action = b?.action ?? (isReason(reason) ? REASON_INFO[reason].action : "none");
-    const provider = b?.provider ?? providerOf(undefined, event.recipientDomain);
-    const vmta = this.vmta.label(event.vmta);
     const kind = event.kind;
-    this.mailTally.add(`${kind}|${reason}|${hard}|${action}|${provider}|${vmta}`, () => ({
-      kind,
-      reason,
-      hard,
-      action,
-      provider,
-      vmta,
-    }));
+    const mail = this.mailLabels(event);
+    const vmta = this.vmta.label(event.vmta);
+    (
+      this.mailTally.pair(mail.key, vmta) ??
+      this.mailTally.pairSlot(mail.key, vmta, () => ({ ...mail.labels, vmta }))
+    ).n++;
     const job = this.job.label(event.jobId);
+    const hard = mail.labels.hard;
+    const kindHard = mail.kindHard;
     // `job_id`, not `job`: Prometheus owns `job` (the scrape job) and would rename ours.
-    this.jobTally.add(`${job}|${kind}|${hard}`, () => ({ job_id: job, kind, hard }));
+    (
+      this.jobTally.pair(job, kindHard) ??
+      this.jobTally.pairSlot(job, kindHard, () => ({ job_id: job, kind, hard }))
+    ).n++;
 
     if (event.warnings !== undefined) {
       for (const w of event.warnings) {
@@ -389,7 +408,48 @@ export class PipelineMetrics {
         this.warningTally.add(`${input}|${warning}`, () => ({ input, warning }));
       }
     }
-    return this.deliveredTally.slot(`${input}|${kind}`, () => ({ input, kind }));
+    return (
+      this.deliveredTally.pair(input, kind) ??
+      this.deliveredTally.pairSlot(input, kind, () => ({ input, kind }))
+    );
+  }
+
+  /**
+   * The mail_events labels but vmta, and their joined key. A bounce's come from its classification,
+   * which the classifier hands out once per distinct reply, so they are worked out once per reply;
+   * other kinds' depend on the kind and the recipient domain's provider.
+   */
+  private mailLabels(event: EventFacts): MailLabels {
+    const b = event.bounce;
+    const kind = event.kind;
+    if (b !== undefined) {
+      const known = this.mailByClassification.get(b);
+      if (known !== undefined && known.labels.kind === kind) return known;
+      const made = mailLabels(kind, b.reason, b.hard, b.action, b.provider);
+      this.mailByClassification.set(b, made);
+      return made;
+    }
+    const domain = event.recipientDomain ?? "";
+    let provider = this.providerByDomain.get(domain);
+    if (provider === undefined) {
+      provider = providerOf(undefined, event.recipientDomain);
+      if (this.providerByDomain.size >= 10_000) this.providerByDomain.clear();
+      this.providerByDomain.set(domain, provider);
+    }
+    const key = `${kind}|${provider}`;
+    let made = this.mailByKind.get(key);
+    if (made === undefined) {
+      const reason = kindReason(kind);
+      made = mailLabels(
+        kind,
+        reason,
+        false,
+        isReason(reason) ? REASON_INFO[reason].action : "none",
+        provider,
+      );
+      this.mailByKind.set(key, made);
+    }
+    return made;
   }
 
   bytesRead(input: string, n: number): void {
@@ -452,6 +512,34 @@ export class PipelineMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+interface MailLabels {
+  readonly key: string;
+  /** `${kind}|${hard}`, the job tally's second key. */
+  readonly kindHard: string;
+  readonly labels: {
+    readonly kind: string;
+    readonly reason: string;
+    readonly hard: string;
+    readonly action: string;
+    readonly provider: string;
+  };
+}
+
+function mailLabels(
+  kind: string,
+  reason: string,
+  hard: boolean,
+  action: string,
+  provider: string,
+): MailLabels {
+  const h = hard ? "true" : "false";
+  return {
+    key: `${kind}|${reason}|${h}|${action}|${provider}`,
+    kindHard: `${kind}|${h}`,
+    labels: { kind, reason, hard: h, action, provider },
+  };
 }
 
 function kindReason(kind: EventFacts["kind"]): string {
