@@ -98,16 +98,17 @@ export class Classifier {
     const category = input.bounceCat ?? "";
     const diag = input.dsnDiag ?? "";
     const hash = normalizedHash(diag);
+    const check = secondHash;
     const bucket = this.cache.get(hash);
     if (bucket !== undefined) {
       for (const e of bucket) {
         if (
+          e.check === check &&
           e.type === keyType &&
           e.status === status &&
           e.action === action &&
           e.category === category &&
-          e.provider === provider &&
-          sameNormalized(diag, e.diag)
+          e.provider === provider
         ) {
           this.hits++;
           return e.result;
@@ -127,7 +128,7 @@ export class Classifier {
       action,
       category,
       provider,
-      diag: normalizeForKey(diag),
+      check,
       result,
     };
     const list = this.cache.get(hash);
@@ -301,54 +302,68 @@ interface CacheEntry {
   readonly action: string;
   readonly category: string;
   readonly provider: Provider;
-  /** normalizeForKey(dsnDiag). */
-  readonly diag: string;
+  /**
+   * A second, independent 32-bit hash of normalizeForKey(dsnDiag). Two different diagnostics pass as
+   * the same only if both hashes collide (about 2^-64 a pair); comparing the normalized text instead
+   * cost a second walk over the diagnostic on every hit.
+   */
+  readonly check: number;
   readonly result: Classification;
 }
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
+/** The other hash of the last normalizedHash() call (see CacheEntry.check). */
+let secondHash = 0;
+
+/** Both hashes of the last normalizedHash() call: FNV-1a, then the check hash. For tests. */
+export function lastHashes(): [number, number] {
+  return [lastFirstHash, secondHash];
+}
+let lastFirstHash = 0;
+
+const mixCheck = (h: number, c: number): number => {
+  const x = Math.imul(h ^ c, 0x5bd1e995);
+  return x ^ (x >>> 15);
+};
+
 /**
- * The cache's hash: FNV-1a (32 bit) of normalizeForKey(text), computed without building that string.
- * This and sameNormalized run for every bounce, so they repeat normalizeForKey's token walk inline
- * rather than share it through a callback (a third of the hit path's time went to the calls).
+ * The cache's hashes of normalizeForKey(text), in one pass and without building that string: FNV-1a
+ * (returned, the Map key) and a murmur-style check hash (left in secondHash). Each token is hashed as
+ * it is scanned; when the scan shows it is blanked (`@`, `#`), the hashes restart from before it.
  */
 export function normalizedHash(text: string): number {
   let h = FNV_OFFSET;
+  let g = 0x9747b28c;
   const n = text.length;
   let start = 0;
   while (start <= n) {
     let end = text.indexOf(" ", start);
     if (end < 0) end = n;
-    const blank = blankedToken(text, start, end);
-    if (blank !== 0) h = Math.imul(h ^ blank, FNV_PRIME);
-    else for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
-    h = Math.imul(h ^ 0x20, FNV_PRIME);
-    start = end + 1;
-  }
-  return h >>> 0;
-}
-
-/** normalizeForKey(text) === normalized, without building the left side. */
-export function sameNormalized(text: string, normalized: string): boolean {
-  const n = text.length;
-  let start = 0;
-  let p = 0;
-  while (start <= n) {
-    let end = text.indexOf(" ", start);
-    if (end < 0) end = n;
-    const blank = blankedToken(text, start, end);
-    if (blank !== 0) {
-      if (normalized.charCodeAt(p++) !== blank) return false;
-    } else {
-      if (p + end - start > normalized.length) return false;
-      for (let i = start; i < end; i++) if (text.charCodeAt(i) !== normalized.charCodeAt(p++)) return false;
+    const h0 = h;
+    const g0 = g;
+    let at = false;
+    let digits = 0;
+    for (let i = start; i < end; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x40) at = true;
+      else if (c >= 0x30 && c <= 0x39) digits++;
+      h = Math.imul(h ^ c, FNV_PRIME);
+      g = mixCheck(g, c);
     }
-    if (normalized.charCodeAt(p++) !== 0x20) return false;
+    const blank = at ? 0x40 : digits > 0 && (end - start >= 10 || digits >= 6) ? 0x23 : 0;
+    if (blank !== 0) {
+      h = Math.imul(h0 ^ blank, FNV_PRIME);
+      g = mixCheck(g0, blank);
+    }
+    h = Math.imul(h ^ 0x20, FNV_PRIME);
+    g = mixCheck(g, 0x20);
     start = end + 1;
   }
-  return p === normalized.length;
+  secondHash = g >>> 0;
+  lastFirstHash = h >>> 0;
+  return lastFirstHash;
 }
 
 /** `@` (0x40) or `#` (0x23) when normalizeForKey blanks the token text[start, end), else 0. */
