@@ -138,7 +138,7 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
       default: "10000 / 16MiB",
       description: "reading pauses above this",
     },
-    { key: "rescanInterval", type: "duration", default: "500ms", description: "directory listing period" },
+    { key: "rescanInterval", type: "duration", default: "1s", description: "directory listing period" },
     {
       key: "sealAfter",
       type: "duration",
@@ -441,7 +441,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
       maxBytes: size("inFlight.maxBytes", inFlight.maxBytes, 16 * 1024 * 1024),
     },
     // Zero would make the daemon loop spin (it waits min(rescanInterval, checkpointInterval)).
-    rescanIntervalMs: positiveDur("rescanInterval", dur("rescanInterval", doc.rescanInterval, 500)),
+    rescanIntervalMs: positiveDur("rescanInterval", dur("rescanInterval", doc.rescanInterval, 1000)),
     sealAfterMs: dur("sealAfter", doc.sealAfter, 60_000),
     checkpointIntervalMs: positiveDur(
       "checkpointInterval",

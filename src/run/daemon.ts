@@ -94,7 +94,8 @@ export async function runDaemon(
     inFlightLimit: config.inFlight.maxEvents,
     maxVmtaLabels: config.metrics.maxVmtaLabels,
     maxJobLabels: config.metrics.maxJobLabels,
-    processMetrics: options.processMetrics ?? true,
+    // Nobody can read them with the endpoint off; collecting them would still cost CPU.
+    processMetrics: (options.processMetrics ?? true) && config.metrics.listen !== "off",
   });
   const readiness = new Readiness(config.inputs, config.output.kind);
   // Events the backend rejected (dead-lettered): acknowledged, but not counted as delivered.
