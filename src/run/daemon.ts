@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type FSWatcher, watch } from "chokidar";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
 import type { Classifier } from "../classify/classifier.js";
@@ -18,6 +17,7 @@ import { PipelineMetrics, type RetryCause } from "../observe/metrics.js";
 import { type MetricsServer, startMetricsServer } from "../observe/metrics-server.js";
 import { Readiness } from "../observe/readiness.js";
 import { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
+import { DirWatcher } from "../tail/dir-watcher.js";
 import { Tailer } from "../tail/tailer.js";
 import { VERSION } from "../version.js";
 
@@ -386,18 +386,20 @@ export async function runDaemon(
   let lastScan = -Number.MAX_VALUE;
   let lastScanMs = 0;
   let scanRequested = false;
-  const watchers: FSWatcher[] = [];
+  const watchers: DirWatcher[] = [];
   for (const input of config.inputs) {
     for (const dir of [input.dir, input.archive]) {
       if (dir === undefined) continue;
       // A wake-up hint only: rotations can be missed (reference §6); the periodic listing is the truth.
-      const w = watch(dir, { ignoreInitial: true, depth: 0, atomic: false });
-      w.on("all", () => {
-        scanRequested = true;
-        wake();
-      });
-      w.on("error", (err) =>
-        log("warn", "directory watcher error; relying on periodic listing", { dir, error: String(err) }),
+      const w = new DirWatcher(
+        dir,
+        (names) => {
+          // A write only wakes the reader; a name that came or went also asks for a listing.
+          if (names) scanRequested = true;
+          wake();
+        },
+        (err) =>
+          log("warn", "directory watcher error; relying on periodic listing", { dir, error: String(err) }),
       );
       watchers.push(w);
     }
@@ -440,6 +442,7 @@ export async function runDaemon(
       if ((scanRequested && t - lastScan >= 2 * lastScanMs) || t >= scanDue) {
         scanRequested = false;
         await tailer.scan(() => stopping);
+        for (const w of watchers) w.ensure();
         lastScan = performance.now();
         lastScanMs = lastScan - t;
       }
@@ -456,7 +459,7 @@ export async function runDaemon(
     process.removeListener("SIGTERM", onTerm);
     process.removeListener("SIGINT", onInt);
     options.signal?.removeEventListener("abort", onAbort);
-    await Promise.all(watchers.map((w) => w.close()));
+    for (const w of watchers) w.close();
     const drained = await batcher.drain(config.drainTimeoutMs);
     if (!drained) {
       log("warn", "drain timeout: events not acknowledged will be read again on start", {
