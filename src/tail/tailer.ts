@@ -36,6 +36,18 @@ export interface TailerOptions {
   readonly sealAfterMs: number;
   readonly maxOpenFiles: number;
   readonly readChunkBytes?: number;
+  /** Read buffers: one for the file being handed on, the others for files read ahead (default 8). */
+  readonly readers?: number;
+}
+
+/** A file's first chunk read ahead; "nothing" to read now; undefined: not tried (no room then). */
+type Ahead = DecodedItem[] | "nothing" | undefined;
+
+interface ReadRoundState {
+  openNow: number;
+  progressed: boolean;
+  /** The window is full: nothing more is handed on (or read ahead) this round. */
+  stop: boolean;
 }
 
 /** What the tailer needs from the rest of the daemon. */
@@ -100,6 +112,8 @@ interface Tracked extends TrackedFileView {
 }
 
 const now = (): number => performance.now();
+/** Files read at the same time by default (see readRound). */
+const READERS = 8;
 /** New files opened and fingerprinted per listing at most (see scan). */
 const ADOPT_PER_SCAN = 2000;
 
@@ -109,13 +123,16 @@ export class Tailer {
   private readonly restored = new Map<string, FileCheckpoint>();
   private readonly missingReported = new Set<string>();
   private initialScanDone = false;
-  private readonly chunk: Buffer;
+  /** One read buffer per concurrent reader (see readRound). */
+  private readonly chunks: Buffer[];
 
   constructor(
     private readonly options: TailerOptions,
     private readonly sink: TailerSink,
   ) {
-    this.chunk = Buffer.allocUnsafe(options.readChunkBytes ?? 64 * 1024);
+    const size = options.readChunkBytes ?? 64 * 1024;
+    const readers = Math.max(2, options.readers ?? READERS);
+    this.chunks = Array.from({ length: readers }, () => Buffer.allocUnsafe(size));
   }
 
   /** Checkpoints loaded at start; files are matched to them as they are discovered. */
@@ -170,20 +187,30 @@ export class Tailer {
       // (each costs an open and a hash), so that reading starts after seconds, not after the whole
       // of a 100,000-file archive was looked at. The rest are adopted by the next listings.
       listing.files.sort((a, b) => Number(b.live) - Number(a.live) || oldestFirst(a, b));
+      const fresh: DiscoveredFile[] = [];
       for (const f of listing.files) {
         const key = identityKey(f.dev, f.ino);
         seen.add(key);
         const t = this.files.get(key);
         if (t === undefined) {
-          if (shouldStop?.() === true) return;
           if (adopted >= ADOPT_PER_SCAN) {
             complete = false;
             continue;
           }
           adopted++;
-          await this.adopt(f, input);
+          fresh.push(f);
         } else this.update(t, f);
       }
+      // Adopted several at a time (each is an open, an fstat and a read of the head).
+      let stopped = false;
+      await inParallel(fresh, this.chunks.length, async (f) => {
+        if (stopped || shouldStop?.() === true) {
+          stopped = true;
+          return;
+        }
+        await this.adopt(f, input);
+      });
+      if (stopped) return;
       for (const t of this.files.values()) {
         if (t.input !== input || seen.has(t.key)) continue;
         if (t.present) {
@@ -212,7 +239,6 @@ export class Tailer {
    * Returns whether any byte was read.
    */
   async readRound(): Promise<boolean> {
-    let progressed = false;
     // The newest live file of each input first, then the rest oldest first: a backlog of archived
     // files (an outage, 100,000 small files) must not hold back the bounces PowerMTA writes now,
     // and among archived files the oldest are nearest to their retention deadline.
@@ -222,65 +248,143 @@ export class Tailer {
       .sort((a, b) => current(a) - current(b) || oldestFirst(a, b));
     // Counted once, then kept up to date here: asking per file made a round O(files²) (10,000 archived
     // files: a quarter of the CPU).
-    let openNow = this.openDescriptors;
-    for (const t of order) {
-      if (t.backlog.length > 0) {
-        await this.handOn(t, []);
-        if (t.backlog.length > 0) break; // still no room
-        progressed = true;
-      }
-      if (!this.sink.hasRoom()) break;
-      if (t.handle === undefined) {
-        if (t.readOffset >= t.size && t.present) continue;
-        if (openNow >= this.options.maxOpenFiles) continue;
-        try {
-          t.handle = await open(t.path, "r");
-          openNow++;
-        } catch (err) {
-          this.sink.log("warn", "cannot open file", {
-            input: t.input.name,
-            file: t.path,
-            reason: (err as NodeJS.ErrnoException).code,
-          });
-          continue;
+    const round: ReadRoundState = { openNow: this.openDescriptors, progressed: false, stop: false };
+    // Records are handed on strictly in `order`; only the I/O overlaps. Every open, fstat and read is
+    // a trip through libuv's thread pool, and taking files one after the other left the process
+    // waiting on them (100,000 tiny archived files: half the time idle). So while one file is handed
+    // on, the next few are opened, fstat'ed and have their first chunk read and decoded, each into a
+    // buffer of its own; what was read ahead waits in the file's backlog if the window fills first.
+    const [main, ...spare] = this.chunks as [Buffer, ...Buffer[]];
+    const pending: Array<{ readonly t: Tracked; readonly first: Promise<Ahead> }> = [];
+    let next = 0;
+    const fill = (): void => {
+      while (next < order.length && !round.stop) {
+        const t = order[next] as Tracked;
+        if (t.backlog.length > 0) {
+          pending.push({ t, first: Promise.resolve(undefined) });
+        } else {
+          const buf = spare.pop();
+          if (buf === undefined) return;
+          pending.push({ t, first: this.readAhead(t, buf, round).finally(() => spare.push(buf)) });
         }
-        // While no descriptor was held the inode could be freed and handed to a new file (ext4 does so
-        // at once): check the content before trusting the offset (reliability matrix T12).
-        if (t.marks !== undefined) {
-          const st0 = await t.handle.stat();
-          const verdict = await verifyMarks(t.handle, st0.size, t.marksOffset, t.marks);
-          if (verdict !== "same") {
-            this.sink.count("checkpoint_invalidated", t.input.name);
-            this.restart(
-              t,
-              st0.size,
-              "file changed identity while closed (inode reused); reading it from the start",
-              verdict,
-            );
-          }
-        }
+        next++;
       }
-      // fstat through the descriptor: it sees growth of a file renamed or deleted since the listing.
-      const st = await t.handle.stat();
-      if (st.size > t.size) t.lastGrowthAt = now();
-      if (st.size < t.readOffset) {
-        this.truncated(t, st.size);
+    };
+    fill();
+    for (let p = pending.shift(); p !== undefined; p = pending.shift()) {
+      const ahead = await p.first;
+      if (round.stop) {
+        // Read ahead, but an earlier file filled the window: handed on first thing next round.
+        if (Array.isArray(ahead)) p.t.backlog = p.t.backlog.concat(ahead);
         continue;
       }
-      t.size = st.size;
-      while (t.readOffset < t.size && this.sink.hasRoom() && t.backlog.length === 0) {
-        const want = Math.min(this.chunk.length, t.size - t.readOffset);
-        const { bytesRead } = await t.handle.read(this.chunk, 0, want, t.readOffset);
-        if (bytesRead === 0) break;
-        crashPoint("after-read");
-        const items = t.decoder.push(this.chunk.subarray(0, bytesRead));
-        t.readOffset += bytesRead;
-        this.sink.count("bytes_read", t.input.name, bytesRead);
-        progressed = true;
-        await this.handOn(t, items);
+      if (ahead !== "nothing") await this.readOn(p.t, ahead, main, round);
+      fill();
+    }
+    return round.progressed;
+  }
+
+  /** Opens `t` if needed, checks its size, and reads and decodes its next chunk; nothing is handed on. */
+  private async readAhead(t: Tracked, chunk: Buffer, round: ReadRoundState): Promise<Ahead> {
+    if (!this.sink.hasRoom()) return undefined;
+    if (!(await this.ready(t, round))) return "nothing";
+    return (await this.readChunk(t, chunk, round)) ?? "nothing";
+  }
+
+  /** Hands on what `t` had waiting and what was read ahead, then reads on while the window has room. */
+  private async readOn(
+    t: Tracked,
+    ahead: DecodedItem[] | undefined,
+    chunk: Buffer,
+    round: ReadRoundState,
+  ): Promise<void> {
+    if (t.backlog.length > 0) {
+      await this.handOn(t, []);
+      if (t.backlog.length > 0) {
+        round.stop = true; // still no room
+        if (ahead !== undefined) t.backlog = t.backlog.concat(ahead);
+        return;
+      }
+      round.progressed = true;
+    }
+    if (ahead !== undefined) await this.handOn(t, ahead);
+    if (!this.sink.hasRoom() || t.backlog.length > 0) {
+      round.stop = true;
+      return;
+    }
+    if (ahead === undefined && !(await this.ready(t, round))) return;
+    while (t.readOffset < t.size && this.sink.hasRoom() && t.backlog.length === 0) {
+      const items = await this.readChunk(t, chunk, round);
+      if (items === undefined) break;
+      await this.handOn(t, items);
+    }
+  }
+
+  /**
+   * Opens `t` if it has no descriptor (verifying that a reused inode still holds the same file) and
+   * takes its size through the descriptor. False when there is nothing to read now.
+   */
+  private async ready(t: Tracked, round: ReadRoundState): Promise<boolean> {
+    if (t.handle === undefined) {
+      if (t.readOffset >= t.size && t.present) return false;
+      if (round.openNow >= this.options.maxOpenFiles) return false;
+      // Counted before the open: a read-ahead must not take the same last slot meanwhile.
+      round.openNow++;
+      try {
+        t.handle = await open(t.path, "r");
+      } catch (err) {
+        round.openNow--;
+        this.sink.log("warn", "cannot open file", {
+          input: t.input.name,
+          file: t.path,
+          reason: (err as NodeJS.ErrnoException).code,
+        });
+        return false;
+      }
+      // While no descriptor was held the inode could be freed and handed to a new file (ext4 does so
+      // at once): check the content before trusting the offset (reliability matrix T12).
+      if (t.marks !== undefined) {
+        const st0 = await t.handle.stat();
+        const verdict = await verifyMarks(t.handle, st0.size, t.marksOffset, t.marks);
+        if (verdict !== "same") {
+          this.sink.count("checkpoint_invalidated", t.input.name);
+          this.restart(
+            t,
+            st0.size,
+            "file changed identity while closed (inode reused); reading it from the start",
+            verdict,
+          );
+        }
       }
     }
-    return progressed;
+    // fstat through the descriptor: it sees growth of a file renamed or deleted since the listing.
+    const st = await t.handle.stat();
+    if (st.size > t.size) t.lastGrowthAt = now();
+    if (st.size < t.readOffset) {
+      this.truncated(t, st.size);
+      return false;
+    }
+    t.size = st.size;
+    return t.readOffset < t.size;
+  }
+
+  /** Reads and decodes the next chunk of `t` (undefined at its end). */
+  private async readChunk(
+    t: Tracked,
+    chunk: Buffer,
+    round: ReadRoundState,
+  ): Promise<DecodedItem[] | undefined> {
+    const handle = t.handle;
+    if (handle === undefined || t.readOffset >= t.size) return undefined;
+    const want = Math.min(chunk.length, t.size - t.readOffset);
+    const { bytesRead } = await handle.read(chunk, 0, want, t.readOffset);
+    if (bytesRead === 0) return undefined;
+    crashPoint("after-read");
+    const items = t.decoder.push(chunk.subarray(0, bytesRead));
+    t.readOffset += bytesRead;
+    this.sink.count("bytes_read", t.input.name, bytesRead);
+    round.progressed = true;
+    return items;
   }
 
   /**
@@ -291,29 +395,27 @@ export class Tailer {
    */
   async sealRound(): Promise<void> {
     const t0 = now();
-    for (const t of this.files.values()) {
-      if (t.finished) continue;
-      const retired = !t.live || t.newerExists || !t.present;
-      if (
-        !retired ||
-        t.readOffset < t.size ||
-        t.backlog.length > 0 ||
-        t0 - t.lastGrowthAt < this.options.sealAfterMs
-      ) {
-        continue;
-      }
+    const sealable = [...this.files.values()].filter(
+      (t) =>
+        !t.finished &&
+        (!t.live || t.newerExists || !t.present) &&
+        t.readOffset >= t.size &&
+        t.backlog.length === 0 &&
+        t0 - t.lastGrowthAt >= this.options.sealAfterMs,
+    );
+    await inParallel(sealable, this.chunks.length, async (t) => {
       if (t.handle !== undefined) {
         const st = await t.handle.stat();
         if (st.size !== t.size) {
           t.size = st.size;
           t.lastGrowthAt = t0;
-          continue;
+          return;
         }
       }
       await this.handOn(t, t.decoder.end(false));
       t.finished = true;
       this.sink.log("info", "file finished", { input: t.input.name, file: t.path, bytes: t.size });
-    }
+    });
     // A retired file read to its end gives its descriptor back at once, with the marks taken through
     // it for the offset its checkpoint will reach when every record handed on is acknowledged (the
     // path may soon name another file, or none). Not waiting for the acknowledgements matters: with
@@ -321,16 +423,21 @@ export class Tailer {
     // catch-up at maxOpenFiles files per batch round trip. It is not finished yet — a late write
     // shows up in the next listing and reopens it — but a rotation storm must not pin a descriptor
     // per file for the whole seal period.
-    for (const t of this.files.values()) {
-      const idle = t.finished || ((!t.live || t.newerExists) && t.present && t.readOffset >= t.size);
-      if (!idle || t.handle === undefined || t.backlog.length > 0) continue;
+    const idle = [...this.files.values()].filter(
+      (t) =>
+        (t.finished || ((!t.live || t.newerExists) && t.present && t.readOffset >= t.size)) &&
+        t.handle !== undefined &&
+        t.backlog.length === 0,
+    );
+    await inParallel(idle, this.chunks.length, async (t) => {
+      const handle = t.handle as FileHandle;
       const offset = t.tracker.addedOffset;
-      t.marks = await contentMarks(t.handle, Math.max(t.size, offset), offset);
+      t.marks = await contentMarks(handle, Math.max(t.size, offset), offset);
       t.marksOffset = offset;
-      await t.handle.close();
+      await handle.close();
       t.handle = undefined;
       t.decoder.release();
-    }
+    });
     // Files gone from disk and finished need no descriptor and no tracking beyond their checkpoint.
     for (const [key, t] of this.files) {
       if (!t.present && t.finished && t.tracker.pending === 0) {
@@ -604,6 +711,19 @@ export class Tailer {
       if (handle !== t.handle) await handle.close();
     }
   }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time (each item once; order of starts kept). */
+async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** For startAt=end: the offset after the last complete line, and the file's header line if it has one. */
