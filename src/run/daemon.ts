@@ -341,11 +341,11 @@ export async function runDaemon(
   const checkpoint = async (force: boolean, idle = false): Promise<void> => {
     const t = performance.now();
     // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
-    // not more often than every 20 ms, nor so often that checkpointing takes more than a fifth of the
+    // not more often than every 20 ms, nor so often that checkpointing takes more than a tenth of the
     // time (a checkpoint costs O(files tracked): 100,000 archived files make it a large document).
     const windowPressure =
       uncheckpointed * 2 >= config.inFlight.maxEvents &&
-      t - lastCheckpointAt >= Math.max(20, 4 * lastCheckpointMs);
+      t - lastCheckpointAt >= Math.max(20, 9 * lastCheckpointMs);
     // Caught up (nothing left to read, everything acknowledged): the state is final until new data
     // arrives, so save it now rather than at the next interval — a restart then replays nothing —
     // but at most five times a second under a trickle of records.
