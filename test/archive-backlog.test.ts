@@ -44,6 +44,36 @@ function deliveredIds(ws: Workspace): string[] {
   return lines.map((l) => (JSON.parse(l) as { headers: Record<string, string> }).headers["X-FBLId"] ?? "");
 }
 
+describe("reading ahead never reorders records", () => {
+  it("with a window of 2 events, 60 archived files of 3 records arrive exactly once, file by file, oldest first", async () => {
+    const ws = makeWorkspace("pmta-readahead-", {
+      inFlight: { maxEvents: 2 },
+      batch: { maxEvents: 1, maxWait: "1ms" },
+    });
+    roots.push(ws.root);
+    const archive = join(ws.liveDir, "accounting", "bounces");
+    mkdirSync(archive, { recursive: true });
+    const want: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const ids = [0, 1, 2].map((r) => `f${String(i).padStart(2, "0")}-r${r}`);
+      want.push(...ids);
+      writeFileSync(
+        join(archive, `bounces-2025-01-14-${String(i).padStart(6, "0")}.csv`),
+        HEADER + ids.map(row).join(""),
+      );
+    }
+    const run = startRun(ws);
+    await waitUntil(
+      () => deliveredIds(ws).length >= want.length,
+      30_000,
+      () => `${deliveredIds(ws).length}/${want.length}\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual(deliveredIds(ws), want, "every record once, in file order, files oldest first");
+  });
+});
+
 describe("an archive backlog larger than one listing adopts", () => {
   it("delivers every archived record exactly once and does not hold the live file back", async () => {
     const { ws, live } = backlog({ inFlight: { maxEvents: 200 } });
