@@ -17,6 +17,8 @@ export interface DiscoveredFile {
   readonly mtimeMs: number;
   /** In the live directory (PowerMTA may still be writing it) rather than the archive. */
   readonly live: boolean;
+  /** orderKey(name), worked out once: sorting 100,000 files must not run a regex per comparison. */
+  readonly orderKey: string;
 }
 
 export interface InputLocation {
@@ -69,6 +71,7 @@ export async function listInputFiles(input: InputLocation): Promise<Listing> {
           size: st.size,
           mtimeMs: st.mtimeMs,
           live,
+          orderKey: orderKey(name),
         });
       });
     }
@@ -81,16 +84,15 @@ export async function listInputFiles(input: InputLocation): Promise<Listing> {
  * by day and sequence; the modification time breaks ties and orders names that do not follow it.
  */
 export function oldestFirst(
-  a: { name: string; mtimeMs: number },
-  b: { name: string; mtimeMs: number },
+  a: { orderKey: string; mtimeMs: number },
+  b: { orderKey: string; mtimeMs: number },
 ): number {
-  const ka = sortKey(a.name);
-  const kb = sortKey(b.name);
-  if (ka !== kb) return ka < kb ? -1 : 1;
+  if (a.orderKey !== b.orderKey) return a.orderKey < b.orderKey ? -1 : 1;
   return a.mtimeMs - b.mtimeMs;
 }
 
-function sortKey(name: string): string {
+/** The part of a file name that sorts by day and sequence (`2025-01-15-00000003`). */
+export function orderKey(name: string): string {
   const m = /(\d{4}-\d{2}-\d{2})-(\d+)\.csv$/.exec(name);
   return m === null ? `~${name}` : `${m[1]}-${(m[2] as string).padStart(8, "0")}`;
 }

@@ -93,6 +93,7 @@ export interface TrackedFileView {
 interface Tracked extends TrackedFileView {
   path: string;
   name: string;
+  orderKey: string;
   live: boolean;
   present: boolean;
   newerExists: boolean;
@@ -520,6 +521,7 @@ export class Tailer {
       if (t.live && !f.live) this.sink.count("rotation", t.input.name);
       t.path = f.path;
       t.name = f.name;
+      t.orderKey = f.orderKey;
     }
     t.live = f.live;
     t.present = true;
@@ -640,6 +642,7 @@ export class Tailer {
       input,
       path: f.path,
       name: f.name,
+      orderKey: f.orderKey,
       live: f.live,
       present: true,
       newerExists: false,
