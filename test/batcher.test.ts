@@ -24,7 +24,7 @@ describe("Batcher", () => {
     const out = fakeOutput(0);
     const acked: number[] = [];
     const b = new Batcher(out, { maxEvents: 3, maxBytes: 1000, maxWaitMs: 10_000 });
-    for (let i = 0; i < 10; i++) b.push({ data: Buffer.from(`e${i}`), bytes: 2, ack: () => acked.push(i) });
+    for (let i = 0; i < 10; i++) b.push({ data: Buffer.from(`e${i}`), ack: () => acked.push(i) });
     assert.equal(b.inFlightEvents, 10);
     assert.equal(await b.drain(5000), true);
     assert.deepEqual(out.batches, [["e0", "e1", "e2"], ["e3", "e4", "e5"], ["e6", "e7", "e8"], ["e9"]]);
@@ -43,7 +43,7 @@ describe("Batcher", () => {
       maxWaitMs: 5,
       onRetry: (n) => retries.push(n),
     });
-    for (const l of ["a", "b", "c"]) b.push({ data: Buffer.from(l), bytes: 1, ack: () => acked.push(l) });
+    for (const l of ["a", "b", "c"]) b.push({ data: Buffer.from(l), ack: () => acked.push(l) });
     assert.equal(await b.drain(20_000), true);
     assert.deepEqual(retries, [1, 2, 3]);
     assert.deepEqual(acked, ["a", "b", "c"]);
@@ -61,7 +61,7 @@ describe("Batcher", () => {
         acked += n;
       },
     });
-    b.push({ data: Buffer.from("x"), bytes: 1, ack: () => {} });
+    b.push({ data: Buffer.from("x"), ack: () => {} });
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
         if (acked === 1) {
@@ -77,7 +77,7 @@ describe("Batcher", () => {
     const out = fakeOutput(Number.POSITIVE_INFINITY);
     let acked = 0;
     const b = new Batcher(out, { maxEvents: 1, maxBytes: 1000, maxWaitMs: 5 });
-    b.push({ data: Buffer.from("x"), bytes: 1, ack: () => acked++ });
+    b.push({ data: Buffer.from("x"), ack: () => acked++ });
     assert.equal(await b.drain(100), false);
     b.stop();
     assert.equal(acked, 0);

@@ -65,7 +65,6 @@ function envelopes(n: number, poison: ReadonlySet<number> = new Set()): Envelope
     const data = Buffer.from(JSON.stringify(event));
     return {
       data,
-      bytes: data.length,
       ack: () => {},
       id: event.id,
       origin: { input: "bounces", file: "/f", dev: 1, ino: 2, offset: i * 100, end: i * 100 + 100 },

@@ -10,8 +10,6 @@ export interface Envelope {
    * byte a character rather than doubling the string, and a request body is one Buffer.concat.
    */
   readonly data: Buffer;
-  /** data.length. */
-  readonly bytes: number;
   readonly ack: () => void;
   /** The event id (idempotency keys) and where the record came from (dead letters). The event object
    * itself is not kept: `line` has it, and holding both would double the window's memory. */
@@ -92,9 +90,9 @@ export class Batcher {
   push(envelope: Envelope): void {
     if (this.current.length === 0) this.currentSince = performance.now();
     this.current.push(envelope);
-    this.currentBytes += envelope.bytes;
+    this.currentBytes += envelope.data.length;
     this.events++;
-    this.bytes += envelope.bytes;
+    this.bytes += envelope.data.length;
     if (this.current.length >= this.options.maxEvents || this.currentBytes >= this.options.maxBytes) {
       this.cut();
     } else if (this.timer === undefined) {
@@ -152,7 +150,7 @@ export class Batcher {
         let bytes = 0;
         for (const e of batch) {
           e.ack();
-          bytes += e.bytes;
+          bytes += e.data.length;
         }
         this.events -= batch.length;
         this.bytes -= bytes;

@@ -1,6 +1,6 @@
 import type { Classifier } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
-import { domainOf, type ParsedMta, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
+import { domainOf, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
 import { type Header, setFirst } from "../decode/header.js";
 import type { BounceInfo, ComplaintInfo, EventKind, PmtaEvent } from "./event.js";
 
@@ -25,6 +25,27 @@ function headerColumnsOf(header: Header): ReadonlyArray<readonly [number, string
     headerColumns.set(header, cols);
   }
   return cols;
+}
+
+/** The complaint object's members, each from the first of its columns that has a value, in order. */
+export const COMPLAINT_FIELDS: ReadonlyArray<readonly [keyof ComplaintInfo, readonly string[]]> = [
+  ["format", ["format"]],
+  ["feedbackType", ["feedbackType"]],
+  ["reportedDomain", ["reportedDomain"]],
+  ["userAgent", ["userAgent"]],
+  ["reportingMta", ["reportingMta"]],
+  ["sourceIp", ["arf_Source-IP", "dlvSourceIp"]],
+];
+
+export function firstOf(
+  get: (name: string) => string | undefined,
+  columns: readonly string[],
+): string | undefined {
+  for (const c of columns) {
+    const v = get(c);
+    if (v !== undefined) return v;
+  }
+  return undefined;
 }
 
 export function kindOf(type: string, dsnAction: string | undefined): EventKind {
@@ -85,6 +106,7 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
     const dsnDiag = get("dsnDiag");
     const dsnMta = get("dsnMta");
     const bounceCat = get("bounceCat");
+    const mta = dsnMta === undefined ? undefined : parseDsnMta(dsnMta);
     const c = ctx.classifier.classify({
       type,
       dsnStatus,
@@ -92,9 +114,9 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
       bounceCat,
       dsnAction,
       dsnMta,
+      mtaHost: mta?.host,
       recipientDomain,
     });
-    const mta = dsnMta === undefined ? undefined : mtaOf(dsnMta);
     const b: Mutable<BounceInfo> = {
       hard: c.hard,
       permanent: c.permanent,
@@ -119,15 +141,10 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
       warnings.push("bounce: record has neither dsnStatus nor dsnDiag");
   } else if (kind === "complaint") {
     const f: Mutable<ComplaintInfo> = {};
-    const set = (key: keyof ComplaintInfo, value: string | undefined) => {
+    for (const [key, columns] of COMPLAINT_FIELDS) {
+      const value = firstOf(get, columns);
       if (value !== undefined) f[key] = value;
-    };
-    set("format", get("format"));
-    set("feedbackType", get("feedbackType"));
-    set("reportedDomain", get("reportedDomain"));
-    set("userAgent", get("userAgent"));
-    set("reportingMta", get("reportingMta"));
-    set("sourceIp", get("arf_Source-IP") ?? get("dlvSourceIp"));
+    }
     complaint = f;
   }
 
@@ -152,17 +169,6 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
   e.source = { host: ctx.host, file: ctx.file, offset: record.offset };
   if (warnings.length > 0) e.warnings = warnings;
   return e as PmtaEvent;
-}
-
-const mtaMemo = new Map<string, ParsedMta | undefined>();
-
-/** dsnMta values repeat (a handful of MX hosts); parse each once. */
-function mtaOf(raw: string): ParsedMta | undefined {
-  if (mtaMemo.has(raw)) return mtaMemo.get(raw);
-  const parsed = parseDsnMta(raw);
-  if (mtaMemo.size >= 10_000) mtaMemo.clear();
-  mtaMemo.set(raw, parsed);
-  return parsed;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };

@@ -2,7 +2,14 @@ import type { Classification } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
 import { domainOf, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
-import { addressIn, buildEvent, type EventContext, kindOf } from "./build-event.js";
+import {
+  addressIn,
+  buildEvent,
+  COMPLAINT_FIELDS,
+  type EventContext,
+  firstOf,
+  kindOf,
+} from "./build-event.js";
 import type { EventKind } from "./event.js";
 
 /**
@@ -236,15 +243,10 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
       warn("bounce: record has neither dsnStatus nor dsnDiag");
   } else if (kind === "complaint") {
     let f = "";
-    const add = (key: string, value: string | undefined): void => {
+    for (const [key, columns] of COMPLAINT_FIELDS) {
+      const value = firstOf(get, columns);
       if (value !== undefined) f += `,"${key}":${q(value)}`;
-    };
-    add("format", get("format"));
-    add("feedbackType", get("feedbackType"));
-    add("reportedDomain", get("reportedDomain"));
-    add("userAgent", get("userAgent"));
-    add("reportingMta", get("reportingMta"));
-    add("sourceIp", get("arf_Source-IP") ?? get("dlvSourceIp"));
+    }
     line += `,"complaint":{${f.slice(1)}}`;
   }
   const jobId = get("jobId");

@@ -270,7 +270,6 @@ export async function runDaemon(
         };
         const envelope: Envelope = {
           data,
-          bytes: data.length,
           ack: () => {
             ack();
             if (!rejected.has(envelope)) delivered.n++;
