@@ -6,7 +6,9 @@
  *   - csv-parse (sync, info: true): the library the design names, parse only — for the decision;
  *   - our decoder alone (bytes → records with offsets);
  *   - the classifier alone, with and without its cache;
- *   - decode + classify + event as the daemon encodes it (encodeEvent, to UTF-8): everything but I/O;
+ *   - decode + classify + event as the daemon writes it (encodeEvent, into EventWriter's slabs):
+ *     everything but I/O;
+ *   - the same with Buffer.from per event, as before EventWriter;
  *   - the same through buildEvent + JSON.stringify, the readable definition encodeEvent must equal.
  * Prints numbers; asserts nothing. The full pipeline benchmark (tail → HTTP) is issue 7's.
  */
@@ -21,6 +23,7 @@ import { AccountingDecoder, type DecodedRecord } from "../src/decode/accounting-
 import { domainOf } from "../src/decode/field-values.js";
 import { buildEvent } from "../src/event/build-event.js";
 import { encodeEvent } from "../src/event/encode-event.js";
+import { EventWriter } from "../src/event/event-writer.js";
 import { generateBouncesFile } from "../src/simulate/record-generator.js";
 
 function arg(name: string, fallback: number): number {
@@ -107,7 +110,17 @@ async function main(): Promise<void> {
   measure("decoder: bytes → records with offsets", () => decodeAll(bytes, () => {}));
 
   // End to end first: the classifier-only runs below keep a million inputs alive, which slows GC.
-  measure("decode + classify + encodeEvent → UTF-8", () => {
+  measure("decode + classify + encodeEvent → EventWriter slab (the daemon's path)", () => {
+    const classifier = new Classifier();
+    const ctx = { host: "bench", file, classifier };
+    const writer = new EventWriter();
+    let bytesOut = 0;
+    const n = decodeAll(bytes, (r) => {
+      bytesOut += writer.write(encodeEvent(r, ctx).line).length;
+    });
+    return bytesOut > 0 ? n : 0;
+  });
+  measure("decode + classify + encodeEvent → Buffer.from per event", () => {
     const classifier = new Classifier();
     const ctx = { host: "bench", file, classifier };
     let bytesOut = 0;

@@ -4,6 +4,7 @@ import { Classifier } from "../src/classify/classifier.js";
 import { AccountingDecoder, type DecodedRecord } from "../src/decode/accounting-decoder.js";
 import { buildEvent, type EventContext } from "../src/event/build-event.js";
 import { encodeEvent } from "../src/event/encode-event.js";
+import { EventWriter } from "../src/event/event-writer.js";
 import { generateBouncesFile, generateFblFile } from "../src/simulate/record-generator.js";
 
 /**
@@ -20,6 +21,11 @@ function decodeAll(
   const items = [...d.push(Buffer.from(text)), ...d.end(true)];
   return items.filter((i): i is DecodedRecord => i.kind === "record");
 }
+
+/** One writer for the whole file, as in the daemon: slabs are shared by consecutive events. */
+const writer = new EventWriter();
+/** Every writeEvent result with what it must still hold at the end (a later event must not overwrite it). */
+const written: Array<[Buffer, string]> = [];
 
 function assertSame(record: DecodedRecord, ctx: EventContext): void {
   if (record.jsonSafe) {
@@ -39,6 +45,11 @@ function assertSame(record: DecodedRecord, ctx: EventContext): void {
   assert.equal(got.bounce?.reason, want.bounce?.reason);
   assert.equal(got.bounce?.hard, want.bounce?.hard);
   assert.equal(got.bounce?.provider, want.bounce?.provider);
+
+  const data = writer.write(got.line);
+  assert.equal(data.toString(), got.line, `EventWriter, record at offset ${record.offset}`);
+  written.push([data, got.line]);
+  assert.ok(data.buffer.byteLength >= 1024 * 1024, "a view of a slab");
 }
 
 const ctx = (file = "/var/log/pmta/bounces-2025-01-15-0000.csv"): EventContext => ({
@@ -65,6 +76,8 @@ describe("encodeEvent", () => {
     }
     assert.equal(n, 10_000);
     assert.ok(safe > 5_000 && safe < 10_000, `${safe} of 10,000 records JSON-safe`);
+    for (const [data, line] of written)
+      assert.equal(data.toString(), line, "an event changed after later writes");
   });
 
   it("equals it for the odd cases: escapes, repeated names, surplus values, prototype names, no header", () => {
@@ -121,5 +134,24 @@ describe("encodeEvent", () => {
     const line = encodeEvent(r, ctx()).line;
     assert.match(line, /"fields":\{"2":"two","type":"b"/, "JavaScript puts index keys first");
     assertSame(r, ctx());
+  });
+});
+
+describe("EventWriter", () => {
+  it("gives each line its own bytes, which later lines never overwrite, across slabs", () => {
+    const w = new EventWriter();
+    const lines = [
+      "Zoë, Straße, 東京, ☀️, 𝄞",
+      "x".repeat(400_000),
+      "",
+      "a\u0000b",
+      "y".repeat(2_000_000),
+      "z",
+    ];
+    const out: Buffer[] = [];
+    for (let i = 0; i < 20; i++) for (const l of lines) out.push(w.write(l));
+    out.forEach((b, i) => {
+      assert.equal(b.toString(), lines[i % lines.length]);
+    });
   });
 });

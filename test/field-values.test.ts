@@ -14,6 +14,22 @@ describe("parsePmtaTime", () => {
     assert.equal(parsePmtaTime("2014-08-24 16:00:14+0530"), "2014-08-24T10:30:14Z");
     assert.equal(parsePmtaTime("2019-02-08 21:54:05+0000"), "2019-02-08T21:54:05Z");
   });
+  it("gives the same answer as Date for every second of a day, with minutes and offsets interleaved", () => {
+    // The fast path remembers the last minute and offset; interleaving two files' clocks must not
+    // let one file's minute leak into the other's.
+    const zones = ["-0400", "+0530", "+0000"];
+    for (let s = 0; s < 86_400; s += 7) {
+      const zone = zones[s % 3] as string;
+      const hh = String(Math.floor(s / 3600)).padStart(2, "0");
+      const mm = String(Math.floor(s / 60) % 60).padStart(2, "0");
+      const ss = String(s % 60).padStart(2, "0");
+      const raw = `2024-02-29 ${hh}:${mm}:${ss}${zone}`;
+      const want = new Date(`2024-02-29T${hh}:${mm}:${ss}${zone.slice(0, 3)}:${zone.slice(3)}`)
+        .toISOString()
+        .replace(".000Z", "Z");
+      assert.equal(parsePmtaTime(raw), want, raw);
+    }
+  });
   it("reads Unix seconds (iso-times no) and ISO variants", () => {
     assert.equal(parsePmtaTime("1178807903"), "2007-05-10T14:38:23Z");
     assert.equal(parsePmtaTime("2024-05-01T13:13:21+02:00"), "2024-05-01T11:13:21Z");

@@ -24,21 +24,29 @@ export function parsePmtaTime(raw: string): string | undefined {
   // Records of one file share their minute and offset; converting "YYYY-MM-DD HH:MM ±HHMM" once per
   // minute and appending the seconds (offsets are whole minutes) saves a Date per field.
   if (raw.length === 24 && raw.charCodeAt(16) === 0x3a && raw.charCodeAt(10) === 0x20) {
-    const minuteKey = raw.slice(0, 16) + raw.slice(19);
-    let prefix = minuteMemo.get(minuteKey);
-    if (prefix === undefined) {
-      const full = parseTimeSlow(`${raw.slice(0, 16)}:00${raw.slice(19)}`);
-      prefix = full === undefined ? "" : full.slice(0, 17);
-      if (minuteMemo.size >= 4096) minuteMemo.clear();
-      minuteMemo.set(minuteKey, prefix);
+    const s1 = raw.charCodeAt(17);
+    const s2 = raw.charCodeAt(18);
+    if (s1 >= 0x30 && s1 <= 0x35 && s2 >= 0x30 && s2 <= 0x39) {
+      // The last minute is checked first, by comparison: no key string, no map lookup.
+      if (!(lastMinute.head !== "" && raw.startsWith(lastMinute.head) && raw.endsWith(lastMinute.zone))) {
+        const minuteKey = raw.slice(0, 16) + raw.slice(19);
+        let prefix = minuteMemo.get(minuteKey);
+        if (prefix === undefined) {
+          const full = parseTimeSlow(`${raw.slice(0, 16)}:00${raw.slice(19)}`);
+          prefix = full === undefined ? "" : full.slice(0, 17);
+          if (minuteMemo.size >= 4096) minuteMemo.clear();
+          minuteMemo.set(minuteKey, prefix);
+        }
+        lastMinute = { head: raw.slice(0, 16), zone: raw.slice(19), prefix };
+      }
+      if (lastMinute.prefix !== "") return `${lastMinute.prefix}${raw.slice(17, 19)}Z`;
     }
-    const ss = raw.slice(17, 19);
-    if (prefix !== "" && /^[0-5]\d$/.test(ss)) return `${prefix}${ss}Z`;
   }
   return parseTimeSlow(raw);
 }
 
 const minuteMemo = new Map<string, string>();
+let lastMinute = { head: "", zone: "", prefix: "" };
 
 function parseTimeSlow(raw: string): string | undefined {
   const m = PMTA_TIME.exec(raw);

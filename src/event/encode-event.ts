@@ -34,8 +34,8 @@ export interface EncodedEvent {
 }
 
 /** Per header, computed once: the JSON of each column's key, and which columns share a name. */
-interface Layout {
-  /** `,"name":` for each position (the first field's comma is dropped when written). */
+export interface Layout {
+  /** `"name":` for each position. */
   readonly keys: readonly string[];
   /** For a name that occurs more than once, the index of its group; -1 for a unique name. */
   readonly group: readonly number[];
@@ -53,7 +53,7 @@ interface Layout {
 const layouts = new WeakMap<Header, Layout>();
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 
-function layoutOf(header: Header): Layout {
+export function layoutOf(header: Header): Layout {
   let layout = layouts.get(header);
   if (layout !== undefined) return layout;
   const names = header.names;
@@ -90,11 +90,12 @@ function layoutOf(header: Header): Layout {
       g = hseen.get(h) ?? hseen.size;
       hseen.set(h, g);
     }
-    headerCols.push([i, `,${JSON.stringify(h)}:`, g]);
+    headerCols.push([i, `${JSON.stringify(h)}:`, g]);
   }
   if (hseen.size > 31) direct = false;
+  const keys = names.map((n) => `${JSON.stringify(n)}:`);
   layout = {
-    keys: names.map((n) => `,${JSON.stringify(n)}:`),
+    keys,
     group,
     headerCols,
     headerGroups: hseen.size,
@@ -129,7 +130,7 @@ const bounceJson = new WeakMap<
   { readonly category: string | undefined; readonly json: string }
 >();
 
-function bouncePrefix(c: Classification, category: string | undefined): string {
+export function bouncePrefix(c: Classification, category: string | undefined): string {
   const memo = bounceJson.get(c);
   if (memo !== undefined && memo.category === category) return memo.json;
   let json = `{"hard":${c.hard},"permanent":${c.permanent},"reason":${str(c.reason)},"action":${str(c.action)},"scope":${str(c.scope)},"evidence":${str(c.evidence)},"confidence":${str(c.confidence)},"provider":${str(c.provider)}`;
@@ -146,8 +147,18 @@ const sourceJson = new WeakMap<EventContext, string>();
 let lastFileKey: string | undefined;
 let lastIdPrefix = "";
 
+/** `},"source":{"host":…,"file":…,"offset":`: closes `fields` and opens `source`, per context. */
+export function sourceOf(ctx: EventContext): string {
+  let source = sourceJson.get(ctx);
+  if (source === undefined) {
+    source = `},"source":{"host":${str(ctx.host)},"file":${str(ctx.file)},"offset":`;
+    sourceJson.set(ctx, source);
+  }
+  return source;
+}
+
 /** Last raw time seen and its ISO form: consecutive records mostly share their second. */
-class TimeMemo {
+export class TimeMemo {
   private raw: string | undefined;
   private iso: string | undefined;
   parse(raw: string): string | undefined {
@@ -184,6 +195,8 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
     warn(`time: cannot read timeQueued "${queuedRaw.slice(0, 40)}"`);
 
   // headers: the first non-empty value of each name, in the order the names first got one.
+  // Separators are written as needed rather than sliced off at the end: slicing a concatenated
+  // string makes V8 copy it flat first, an extra copy of the event's largest parts.
   let headersJson = "";
   let toAddress: string | undefined;
   let hseen = 0;
@@ -194,8 +207,8 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
       if ((hseen & (1 << g)) !== 0) continue;
       hseen |= 1 << g;
     }
-    headersJson += key + q(v);
-    if (key === ',"To":' && toAddress === undefined) toAddress = v;
+    headersJson += headersJson === "" ? key + q(v) : `,${key}${q(v)}`;
+    if (key === '"To":' && toAddress === undefined) toAddress = v;
   }
 
   const type = record.type;
@@ -242,20 +255,24 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
     if (dsnStatus === undefined && dsnDiag === undefined)
       warn("bounce: record has neither dsnStatus nor dsnDiag");
   } else if (kind === "complaint") {
-    let f = "";
+    let sep = "";
+    line += ',"complaint":{';
     for (const [key, columns] of COMPLAINT_FIELDS) {
       const value = firstOf(get, columns);
-      if (value !== undefined) f += `,"${key}":${q(value)}`;
+      if (value === undefined) continue;
+      line += `${sep}"${key}":${q(value)}`;
+      sep = ",";
     }
-    line += `,"complaint":{${f.slice(1)}}`;
+    line += "}";
   }
   const jobId = get("jobId");
   if (jobId !== undefined) line += `,"jobId":${q(jobId)}`;
   const vmta = get("vmta");
   if (vmta !== undefined) line += `,"vmta":${q(vmta)}`;
-  if (headersJson !== "") line += `,"headers":{${headersJson.slice(1)}}`;
+  if (headersJson !== "") line += `,"headers":{${headersJson}}`;
 
-  let fields = "";
+  line += ',"fields":{';
+  let sep = "";
   const { keys, group } = layout;
   const width = keys.length;
   let seen = 0;
@@ -267,7 +284,8 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
       // Surplus values: named _extra1, _extra2...; a header naming one itself keeps its own value.
       const name = `_extra${i - width + 1}`;
       if (header.has(name) && header.get(values, name) !== undefined) continue;
-      fields += `,"${name}":${q(v)}`;
+      line += `${sep}"${name}":${q(v)}`;
+      sep = ",";
       continue;
     }
     const g = group[i] as number;
@@ -275,14 +293,10 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
       if ((seen & (1 << g)) !== 0) continue;
       seen |= 1 << g;
     }
-    fields += (keys[i] as string) + q(v);
+    line += sep + (keys[i] as string) + q(v);
+    sep = ",";
   }
-  let source = sourceJson.get(ctx);
-  if (source === undefined) {
-    source = `},"source":{"host":${str(ctx.host)},"file":${str(ctx.file)},"offset":`;
-    sourceJson.set(ctx, source);
-  }
-  line += `,"fields":{${fields.slice(1)}${source}${record.offset}}`;
+  line += `${sourceOf(ctx)}${record.offset}}`;
   if (warnings !== undefined) line += `,"warnings":${JSON.stringify(warnings)}`;
   line += "}";
 

@@ -13,6 +13,7 @@ import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
 import type { EventContext } from "../event/build-event.js";
 import { encodeEvent } from "../event/encode-event.js";
 import type { PmtaEvent } from "../event/event.js";
+import { EventWriter } from "../event/event-writer.js";
 import { PipelineMetrics, type RetryCause } from "../observe/metrics.js";
 import { type MetricsServer, startMetricsServer } from "../observe/metrics-server.js";
 import { Readiness } from "../observe/readiness.js";
@@ -229,6 +230,7 @@ export async function runDaemon(
       ? {}
       : { onAttempt: (ok: boolean, ms: number) => metrics.request(ok ? "success" : "error", ms / 1000) }),
   });
+  const writer = new EventWriter();
   // One context per file path, not one object per record.
   const contexts = new Map<string, EventContext>();
   const ctxFor = (file: string): EventContext => {
@@ -256,9 +258,9 @@ export async function runDaemon(
       record: (file, item, ack) => {
         counters.records++;
         const event = encodeEvent(item, ctxFor(file.path));
-        if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.line) as PmtaEvent);
+        const data = writer.write(event.line);
+        if (options.onEvent !== undefined) options.onEvent(JSON.parse(data.toString()) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
-        const data = Buffer.from(event.line);
         counters.events++;
         const origin = {
           input: file.input.name,
