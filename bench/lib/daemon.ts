@@ -37,6 +37,8 @@ export function daemonWorkspace(
     host: "bench",
     metrics: { listen: "off" },
     ...extra,
+    // A/B runs of a setting: PMTA_INGEST_BENCH_CONFIG='{"worker":"off"}' npm run bench
+    ...(JSON.parse(process.env.PMTA_INGEST_BENCH_CONFIG ?? "{}") as Record<string, unknown>),
   };
   writeFileSync(config, `${JSON.stringify(doc, null, 2)}\n`); // JSON is YAML
   return { dir, liveDir, archiveDir, stateDir, config };
