@@ -2,8 +2,15 @@ import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
 import type { FileCheckpoint } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
-import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../decode/accounting-decoder.js";
+import type { DecodeError } from "../decode/accounting-decoder.js";
 import { headerFromLine, isHeaderRow } from "../decode/header.js";
+import type {
+  EncodedItem,
+  EncoderOptions,
+  FileEncoder,
+  FileEncoders,
+  ReadyRecord,
+} from "../event/file-encoder.js";
 import { AckTracker } from "./ack-tracker.js";
 import { type DiscoveredFile, listInputFiles, oldestFirst } from "./discover.js";
 import { type ContentMarks, contentMarks, identityKey, verifyMarks } from "./file-identity.js";
@@ -38,10 +45,12 @@ export interface TailerOptions {
   readonly readChunkBytes?: number;
   /** Read buffers: one for the file being handed on, the others for files read ahead (default 8). */
   readonly readers?: number;
+  /** Where chunks are decoded, classified and encoded (in-process or a worker thread). */
+  readonly encoders: FileEncoders;
 }
 
 /** A file's first chunk read ahead; "nothing" to read now; undefined: not tried (no room then). */
-type Ahead = DecodedItem[] | "nothing" | undefined;
+type Ahead = EncodedItem[] | "nothing" | undefined;
 
 interface ReadRoundState {
   openNow: number;
@@ -55,13 +64,9 @@ export interface TailerSink {
   /** Room for more events? (the in-flight window) */
   hasRoom(): boolean;
   /** One record to deliver; `ack` must be called once the output acknowledged it. */
-  record(file: TrackedFileView, item: Extract<DecodedItem, { kind: "record" }>, ack: () => void): void;
+  record(file: TrackedFileView, item: ReadyRecord, ack: () => void): void;
   /** A span that cannot be delivered; resolves once it is durably recorded. */
-  deadLetter(
-    file: TrackedFileView,
-    item: Extract<DecodedItem, { kind: "error" }>,
-    preview: string,
-  ): Promise<void>;
+  deadLetter(file: TrackedFileView, item: DecodeError, preview: string): Promise<void>;
   log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void;
   /** Counters for metrics, per input. */
   count(name: TailerCounter, input: string, by?: number): void;
@@ -102,11 +107,11 @@ interface Tracked extends TrackedFileView {
   lastGrowthAt: number;
   handle: FileHandle | undefined;
   readOffset: number;
-  decoder: AccountingDecoder;
+  decoder: FileEncoder;
   tracker: AckTracker;
   finished: boolean;
-  /** Decoded items not yet handed on because the window was full (at most one read chunk's worth). */
-  backlog: DecodedItem[];
+  /** Decoded items not yet handed on because the window was full (at most `encoders.depth` chunks). */
+  backlog: EncodedItem[];
   /** Content marks computed for the last saved checkpoint offset (reused while the offset holds). */
   marks: ContentMarks | undefined;
   marksOffset: number;
@@ -295,7 +300,7 @@ export class Tailer {
   /** Hands on what `t` had waiting and what was read ahead, then reads on while the window has room. */
   private async readOn(
     t: Tracked,
-    ahead: DecodedItem[] | undefined,
+    ahead: EncodedItem[] | undefined,
     chunk: Buffer,
     round: ReadRoundState,
   ): Promise<void> {
@@ -314,10 +319,24 @@ export class Tailer {
       return;
     }
     if (ahead === undefined && !(await this.ready(t, round))) return;
-    while (t.readOffset < t.size && this.sink.hasRoom() && t.backlog.length === 0) {
-      const items = await this.readChunk(t, chunk, round);
-      if (items === undefined) break;
-      await this.handOn(t, items);
+    // Up to `depth` chunks are read and queued in the encoder while earlier ones are handed on: with
+    // the encoder in a worker thread both threads stay busy (with one chunk at a time they took
+    // turns). Chunks read beyond a full window wait in the backlog.
+    const depth = this.options.encoders.depth;
+    const queue: Array<Promise<EncodedItem[]>> = [];
+    for (;;) {
+      while (queue.length < depth && t.readOffset < t.size && this.sink.hasRoom() && t.backlog.length === 0) {
+        const pushed = await this.readAndPush(t, chunk, round);
+        if (pushed === undefined) break;
+        queue.push(pushed.items);
+      }
+      const next = queue.shift();
+      if (next === undefined) return;
+      await this.handOn(t, await next);
+      if (!this.sink.hasRoom() || t.backlog.length > 0) {
+        for (const early of queue) t.backlog = t.backlog.concat(await early);
+        return;
+      }
     }
   }
 
@@ -374,18 +393,34 @@ export class Tailer {
     t: Tracked,
     chunk: Buffer,
     round: ReadRoundState,
-  ): Promise<DecodedItem[] | undefined> {
+  ): Promise<EncodedItem[] | undefined> {
+    const pushed = await this.readAndPush(t, chunk, round);
+    return pushed === undefined ? undefined : await pushed.items;
+  }
+
+  /**
+   * Reads the next chunk of `t` and hands it to the encoder; resolves once `chunk` is free again,
+   * with the promise of the chunk's items (undefined at the end of the file). The promise is wrapped:
+   * an async function returning it bare would wait for it.
+   */
+  private async readAndPush(
+    t: Tracked,
+    chunk: Buffer,
+    round: ReadRoundState,
+  ): Promise<{ readonly items: Promise<EncodedItem[]> } | undefined> {
     const handle = t.handle;
     if (handle === undefined || t.readOffset >= t.size) return undefined;
     const want = Math.min(chunk.length, t.size - t.readOffset);
     const { bytesRead } = await handle.read(chunk, 0, want, t.readOffset);
     if (bytesRead === 0) return undefined;
     crashPoint("after-read");
-    const items = t.decoder.push(chunk.subarray(0, bytesRead));
+    const decoder = t.decoder;
+    const encoded = decoder.push(chunk.subarray(0, bytesRead), t.path);
     t.readOffset += bytesRead;
     this.sink.count("bytes_read", t.input.name, bytesRead);
     round.progressed = true;
-    return items;
+    // Restarted meanwhile (truncated, or its identity changed): these items belong to the old content.
+    return { items: encoded.then((items) => (decoder === t.decoder ? items : [])) };
   }
 
   /**
@@ -413,7 +448,7 @@ export class Tailer {
           return;
         }
       }
-      await this.handOn(t, t.decoder.end(false));
+      await this.handOn(t, await t.decoder.end(false, t.path));
       t.finished = true;
       this.sink.log("info", "file finished", { input: t.input.name, file: t.path, bytes: t.size });
     });
@@ -443,6 +478,7 @@ export class Tailer {
     for (const [key, t] of this.files) {
       if (!t.present && t.finished && t.tracker.pending === 0) {
         this.files.delete(key);
+        t.decoder.close();
       }
     }
   }
@@ -540,11 +576,13 @@ export class Tailer {
           file: t.path,
         });
         t.finished = false;
-        t.decoder = new AccountingDecoder({
+        const old = t.decoder;
+        t.decoder = this.options.encoders.open({
           ...this.decoderOptions(t.input),
-          ...t.decoder.state(),
+          ...old.state(),
           startOffset: t.tracker.ackedOffset,
         });
+        old.close();
         t.readOffset = t.tracker.ackedOffset;
       }
     }
@@ -566,7 +604,8 @@ export class Tailer {
     // Acks still in flight for the old content go to the old tracker and are ignored.
     t.tracker = new AckTracker(0);
     t.backlog = [];
-    t.decoder = new AccountingDecoder(this.decoderOptions(t.input));
+    t.decoder.close();
+    t.decoder = this.options.encoders.open(this.decoderOptions(t.input));
     t.readOffset = 0;
     t.size = size;
     t.finished = false;
@@ -574,9 +613,10 @@ export class Tailer {
     t.lastGrowthAt = now();
   }
 
-  private decoderOptions(input: TailerInput): DecoderOptions {
+  private decoderOptions(input: TailerInput): EncoderOptions {
     return {
       maxRecordBytes: this.options.maxRecordBytes,
+      ...(input.types === undefined ? {} : { types: input.types }),
       ...(input.fallbackColumns === undefined ? {} : { fallbackColumns: input.fallbackColumns }),
     };
   }
@@ -629,7 +669,7 @@ export class Tailer {
     } finally {
       await handle.close();
     }
-    const decoder = new AccountingDecoder({
+    const decoder = this.options.encoders.open({
       ...this.decoderOptions(input),
       startOffset: start,
       ...(header === undefined ? {} : { header: headerFromLine(header) }),
@@ -676,18 +716,13 @@ export class Tailer {
    * full, so the window — and with it the number of records a crash can make us send again — is
    * exact, not overshot by a read chunk.
    */
-  private async handOn(t: Tracked, items: DecodedItem[]): Promise<void> {
+  private async handOn(t: Tracked, items: EncodedItem[]): Promise<void> {
     const tracker = t.tracker;
-    const types = t.input.types;
     const queue = t.backlog.length === 0 ? items : t.backlog.concat(items);
     let i = 0;
     for (; i < queue.length; i++) {
-      const item = queue[i] as DecodedItem;
+      const item = queue[i] as EncodedItem;
       if (item.kind === "record") {
-        if (types !== undefined && !types.includes(item.type)) {
-          tracker.add(item.offset, item.end, true);
-          continue;
-        }
         if (!this.sink.hasRoom()) break;
         tracker.add(item.offset, item.end);
         const start = item.offset;
