@@ -55,8 +55,6 @@ export interface ClassifierOptions {
   readonly rules?: readonly OperatorRule[];
   /** Entries in the result cache keyed by normalized diagnostic (0 disables it). */
   readonly cacheSize?: number;
-  /** The file `rules` came from, so that another thread can build the same classifier. */
-  readonly rulesFile?: string;
 }
 
 interface Decision {
@@ -75,11 +73,6 @@ interface Decision {
 export class Classifier {
   private readonly rules: readonly OperatorRule[];
   private readonly cacheSize: number;
-  /**
-   * How to build this classifier again elsewhere (the encoder worker): undefined when it has rules
-   * that came from no file.
-   */
-  readonly recipe: { readonly rulesFile?: string } | undefined;
   /** Normalized-diagnostic hash → the entries with that hash (collisions are told apart by content). */
   private cache = new Map<number, CacheEntry[]>();
   private cached = 0;
@@ -91,12 +84,6 @@ export class Classifier {
   constructor(options: ClassifierOptions = {}) {
     this.rules = options.rules ?? [];
     this.cacheSize = options.cacheSize ?? 20_000;
-    this.recipe =
-      options.rulesFile !== undefined
-        ? { rulesFile: options.rulesFile }
-        : this.rules.length === 0 && this.cacheSize === 20_000
-          ? {}
-          : undefined;
   }
 
   classify(input: ClassifyInput): Classification {

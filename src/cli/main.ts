@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { hostname } from "node:os";
-import { isMainThread } from "node:worker_threads";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { RuleSyntaxError } from "../classify/operator-rules.js";
@@ -329,23 +328,19 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-// The single-file bundle is also the encoder worker's script (src/event/worker-file-encoders.ts):
-// loaded in a worker thread, it serves the encoder instead of running the CLI.
-if (!isMainThread) await import("../event/encode-worker.js");
-else
-  main(hideBin(process.argv)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      if (err instanceof UsageError || err instanceof RuleSyntaxError) {
-        process.stderr.write(`pmta-ingest: ${err.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      process.stderr.write(
-        `pmta-ingest: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-      process.exitCode = 1;
-    },
-  );
+main(hideBin(process.argv)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof RuleSyntaxError) {
+      process.stderr.write(`pmta-ingest: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(
+      `pmta-ingest: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

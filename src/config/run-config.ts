@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
 import { access, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { availableParallelism, hostname as osHostname } from "node:os";
+import { hostname as osHostname } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { parseDuration, parseSize } from "./units.js";
@@ -46,8 +46,6 @@ export interface RunConfig {
   readonly checkpointRetentionMs: number;
   readonly drainTimeoutMs: number;
   readonly maxOpenFiles: number;
-  /** Decode, classify and encode in a worker thread (`auto`: when the machine has two cores or more). */
-  readonly worker: boolean;
   readonly deadLetterPath: string;
   readonly metrics: {
     /** `host:port`, or "off". */
@@ -167,12 +165,6 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
     },
     { key: "maxOpenFiles", type: "int", default: "64", description: "descriptors held at most" },
     {
-      key: "worker",
-      type: "auto | on | off",
-      default: "auto",
-      description: "decode, classify and encode in a second thread (auto: with 2 or more cores)",
-    },
-    {
       key: "deadLetter.path",
       type: "path",
       default: "<stateDir>/dead-letter.ndjson",
@@ -217,7 +209,6 @@ const TOP_KEYS = [
   "checkpointRetention",
   "drainTimeout",
   "maxOpenFiles",
-  "worker",
   "deadLetter",
   "metrics",
 ];
@@ -459,14 +450,6 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
     checkpointRetentionMs: dur("checkpointRetention", doc.checkpointRetention, 7 * 24 * 3600 * 1000),
     drainTimeoutMs: dur("drainTimeout", doc.drainTimeout, 10_000),
     maxOpenFiles: num("maxOpenFiles", doc.maxOpenFiles, 64),
-    worker:
-      doc.worker === undefined || doc.worker === "auto"
-        ? availableParallelism() >= 2
-        : doc.worker === "on" || doc.worker === true
-          ? true
-          : doc.worker === "off" || doc.worker === false
-            ? false
-            : fail("worker", `expected auto, on or off, got ${JSON.stringify(doc.worker)}`),
     deadLetterPath:
       deadLetter.path === undefined
         ? join(stateDir, "dead-letter.ndjson")

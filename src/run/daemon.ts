@@ -10,9 +10,10 @@ import { Batcher, type Envelope } from "../deliver/batcher.js";
 import { DeadLetterFile } from "../deliver/dead-letter.js";
 import { HttpOutput, parseHttpSettings } from "../deliver/http-output.js";
 import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
+import type { EventContext } from "../event/build-event.js";
+import { encodeEvent } from "../event/encode-event.js";
 import type { PmtaEvent } from "../event/event.js";
-import { type FileEncoders, LocalFileEncoders } from "../event/file-encoder.js";
-import { WorkerFileEncoders } from "../event/worker-file-encoders.js";
+import { EventWriter } from "../event/event-writer.js";
 import { PipelineMetrics, type RetryCause } from "../observe/metrics.js";
 import { type MetricsServer, startMetricsServer } from "../observe/metrics-server.js";
 import { Readiness } from "../observe/readiness.js";
@@ -229,15 +230,18 @@ export async function runDaemon(
       ? {}
       : { onAttempt: (ok: boolean, ms: number) => metrics.request(ok ? "success" : "error", ms / 1000) }),
   });
-  // The worker builds its own classifier the way `classifier` was built (same rules file).
-  const recipe = classifier.recipe;
-  const encoders: FileEncoders =
-    config.worker && recipe !== undefined
-      ? new WorkerFileEncoders({
-          host: config.host,
-          ...(recipe.rulesFile === undefined ? {} : { rulesPath: recipe.rulesFile }),
-        })
-      : new LocalFileEncoders(config.host, classifier);
+  const writer = new EventWriter();
+  // One context per file path, not one object per record.
+  const contexts = new Map<string, EventContext>();
+  const ctxFor = (file: string): EventContext => {
+    let ctx = contexts.get(file);
+    if (ctx === undefined) {
+      if (contexts.size >= 10_000) contexts.clear();
+      ctx = { host: config.host, file, classifier };
+      contexts.set(file, ctx);
+    }
+    return ctx;
+  };
 
   const tailer = new Tailer(
     {
@@ -246,7 +250,6 @@ export async function runDaemon(
       maxRecordBytes: config.maxRecordBytes,
       sealAfterMs: config.sealAfterMs,
       maxOpenFiles: config.maxOpenFiles,
-      encoders,
     },
     {
       hasRoom: () =>
@@ -254,8 +257,8 @@ export async function runDaemon(
         batcher.inFlightBytes < config.inFlight.maxBytes,
       record: (file, item, ack) => {
         counters.records++;
-        const event = item.event;
-        const data = event.data;
+        const event = encodeEvent(item, ctxFor(file.path));
+        const data = writer.write(event.line);
         if (options.onEvent !== undefined) options.onEvent(JSON.parse(data.toString()) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
         counters.events++;
@@ -468,7 +471,6 @@ export async function runDaemon(
     batcher.stop();
     await checkpoint(true);
     await tailer.close();
-    await encoders.close();
     await output.close();
     await deadLetter.close();
     await metricsServer?.close();

@@ -2,15 +2,8 @@ import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
 import type { FileCheckpoint } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
-import type { DecodeError } from "../decode/accounting-decoder.js";
+import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../decode/accounting-decoder.js";
 import { headerFromLine, isHeaderRow } from "../decode/header.js";
-import type {
-  EncodedItem,
-  EncoderOptions,
-  FileEncoder,
-  FileEncoders,
-  ReadyRecord,
-} from "../event/file-encoder.js";
 import { AckTracker } from "./ack-tracker.js";
 import { type DiscoveredFile, listInputFiles, oldestFirst } from "./discover.js";
 import { type ContentMarks, contentMarks, identityKey, verifyMarks } from "./file-identity.js";
@@ -45,12 +38,10 @@ export interface TailerOptions {
   readonly readChunkBytes?: number;
   /** Read buffers: one for the file being handed on, the others for files read ahead (default 8). */
   readonly readers?: number;
-  /** Where chunks are decoded, classified and encoded (in-process or a worker thread). */
-  readonly encoders: FileEncoders;
 }
 
 /** A file's first chunk read ahead; "nothing" to read now; undefined: not tried (no room then). */
-type Ahead = EncodedItem[] | "nothing" | undefined;
+type Ahead = DecodedItem[] | "nothing" | undefined;
 
 interface ReadRoundState {
   openNow: number;
@@ -64,9 +55,13 @@ export interface TailerSink {
   /** Room for more events? (the in-flight window) */
   hasRoom(): boolean;
   /** One record to deliver; `ack` must be called once the output acknowledged it. */
-  record(file: TrackedFileView, item: ReadyRecord, ack: () => void): void;
+  record(file: TrackedFileView, item: Extract<DecodedItem, { kind: "record" }>, ack: () => void): void;
   /** A span that cannot be delivered; resolves once it is durably recorded. */
-  deadLetter(file: TrackedFileView, item: DecodeError, preview: string): Promise<void>;
+  deadLetter(
+    file: TrackedFileView,
+    item: Extract<DecodedItem, { kind: "error" }>,
+    preview: string,
+  ): Promise<void>;
   log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void;
   /** Counters for metrics, per input. */
   count(name: TailerCounter, input: string, by?: number): void;
@@ -107,11 +102,11 @@ interface Tracked extends TrackedFileView {
   lastGrowthAt: number;
   handle: FileHandle | undefined;
   readOffset: number;
-  decoder: FileEncoder;
+  decoder: AccountingDecoder;
   tracker: AckTracker;
   finished: boolean;
-  /** Decoded items not yet handed on because the window was full (at most `encoders.depth` chunks). */
-  backlog: EncodedItem[];
+  /** Decoded items not yet handed on because the window was full (at most one read chunk's worth). */
+  backlog: DecodedItem[];
   /** Content marks computed for the last saved checkpoint offset (reused while the offset holds). */
   marks: ContentMarks | undefined;
   marksOffset: number;
@@ -300,7 +295,7 @@ export class Tailer {
   /** Hands on what `t` had waiting and what was read ahead, then reads on while the window has room. */
   private async readOn(
     t: Tracked,
-    ahead: EncodedItem[] | undefined,
+    ahead: DecodedItem[] | undefined,
     chunk: Buffer,
     round: ReadRoundState,
   ): Promise<void> {
@@ -319,24 +314,10 @@ export class Tailer {
       return;
     }
     if (ahead === undefined && !(await this.ready(t, round))) return;
-    // Up to `depth` chunks are read and queued in the encoder while earlier ones are handed on: with
-    // the encoder in a worker thread both threads stay busy (with one chunk at a time they took
-    // turns). Chunks read beyond a full window wait in the backlog.
-    const depth = this.options.encoders.depth;
-    const queue: Array<Promise<EncodedItem[]>> = [];
-    for (;;) {
-      while (queue.length < depth && t.readOffset < t.size && this.sink.hasRoom() && t.backlog.length === 0) {
-        const pushed = await this.readAndPush(t, chunk, round);
-        if (pushed === undefined) break;
-        queue.push(pushed.items);
-      }
-      const next = queue.shift();
-      if (next === undefined) return;
-      await this.handOn(t, await next);
-      if (!this.sink.hasRoom() || t.backlog.length > 0) {
-        for (const early of queue) t.backlog = t.backlog.concat(await early);
-        return;
-      }
+    while (t.readOffset < t.size && this.sink.hasRoom() && t.backlog.length === 0) {
+      const items = await this.readChunk(t, chunk, round);
+      if (items === undefined) break;
+      await this.handOn(t, items);
     }
   }
 
@@ -393,34 +374,18 @@ export class Tailer {
     t: Tracked,
     chunk: Buffer,
     round: ReadRoundState,
-  ): Promise<EncodedItem[] | undefined> {
-    const pushed = await this.readAndPush(t, chunk, round);
-    return pushed === undefined ? undefined : await pushed.items;
-  }
-
-  /**
-   * Reads the next chunk of `t` and hands it to the encoder; resolves once `chunk` is free again,
-   * with the promise of the chunk's items (undefined at the end of the file). The promise is wrapped:
-   * an async function returning it bare would wait for it.
-   */
-  private async readAndPush(
-    t: Tracked,
-    chunk: Buffer,
-    round: ReadRoundState,
-  ): Promise<{ readonly items: Promise<EncodedItem[]> } | undefined> {
+  ): Promise<DecodedItem[] | undefined> {
     const handle = t.handle;
     if (handle === undefined || t.readOffset >= t.size) return undefined;
     const want = Math.min(chunk.length, t.size - t.readOffset);
     const { bytesRead } = await handle.read(chunk, 0, want, t.readOffset);
     if (bytesRead === 0) return undefined;
     crashPoint("after-read");
-    const decoder = t.decoder;
-    const encoded = decoder.push(chunk.subarray(0, bytesRead), t.path);
+    const items = t.decoder.push(chunk.subarray(0, bytesRead));
     t.readOffset += bytesRead;
     this.sink.count("bytes_read", t.input.name, bytesRead);
     round.progressed = true;
-    // Restarted meanwhile (truncated, or its identity changed): these items belong to the old content.
-    return { items: encoded.then((items) => (decoder === t.decoder ? items : [])) };
+    return items;
   }
 
   /**
@@ -448,7 +413,7 @@ export class Tailer {
           return;
         }
       }
-      await this.handOn(t, await t.decoder.end(false, t.path));
+      await this.handOn(t, t.decoder.end(false));
       t.finished = true;
       this.sink.log("info", "file finished", { input: t.input.name, file: t.path, bytes: t.size });
     });
@@ -478,7 +443,6 @@ export class Tailer {
     for (const [key, t] of this.files) {
       if (!t.present && t.finished && t.tracker.pending === 0) {
         this.files.delete(key);
-        t.decoder.close();
       }
     }
   }
@@ -576,13 +540,11 @@ export class Tailer {
           file: t.path,
         });
         t.finished = false;
-        const old = t.decoder;
-        t.decoder = this.options.encoders.open({
+        t.decoder = new AccountingDecoder({
           ...this.decoderOptions(t.input),
-          ...old.state(),
+          ...t.decoder.state(),
           startOffset: t.tracker.ackedOffset,
         });
-        old.close();
         t.readOffset = t.tracker.ackedOffset;
       }
     }
@@ -604,8 +566,7 @@ export class Tailer {
     // Acks still in flight for the old content go to the old tracker and are ignored.
     t.tracker = new AckTracker(0);
     t.backlog = [];
-    t.decoder.close();
-    t.decoder = this.options.encoders.open(this.decoderOptions(t.input));
+    t.decoder = new AccountingDecoder(this.decoderOptions(t.input));
     t.readOffset = 0;
     t.size = size;
     t.finished = false;
@@ -613,10 +574,9 @@ export class Tailer {
     t.lastGrowthAt = now();
   }
 
-  private decoderOptions(input: TailerInput): EncoderOptions {
+  private decoderOptions(input: TailerInput): DecoderOptions {
     return {
       maxRecordBytes: this.options.maxRecordBytes,
-      ...(input.types === undefined ? {} : { types: input.types }),
       ...(input.fallbackColumns === undefined ? {} : { fallbackColumns: input.fallbackColumns }),
     };
   }
@@ -669,7 +629,7 @@ export class Tailer {
     } finally {
       await handle.close();
     }
-    const decoder = this.options.encoders.open({
+    const decoder = new AccountingDecoder({
       ...this.decoderOptions(input),
       startOffset: start,
       ...(header === undefined ? {} : { header: headerFromLine(header) }),
@@ -716,13 +676,18 @@ export class Tailer {
    * full, so the window — and with it the number of records a crash can make us send again — is
    * exact, not overshot by a read chunk.
    */
-  private async handOn(t: Tracked, items: EncodedItem[]): Promise<void> {
+  private async handOn(t: Tracked, items: DecodedItem[]): Promise<void> {
     const tracker = t.tracker;
+    const types = t.input.types;
     const queue = t.backlog.length === 0 ? items : t.backlog.concat(items);
     let i = 0;
     for (; i < queue.length; i++) {
-      const item = queue[i] as EncodedItem;
+      const item = queue[i] as DecodedItem;
       if (item.kind === "record") {
+        if (types !== undefined && !types.includes(item.type)) {
+          tracker.add(item.offset, item.end, true);
+          continue;
+        }
         if (!this.sink.hasRoom()) break;
         tracker.add(item.offset, item.end);
         const start = item.offset;
