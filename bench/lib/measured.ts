@@ -32,6 +32,21 @@ export interface StopResult {
   readonly signal: NodeJS.Signals | null;
 }
 
+/**
+ * Processes started and not yet seen to exit. If the benchmark itself dies (an exception, a workspace
+ * deleted under it) they are killed with it: a daemon left behind would skew every later measurement.
+ */
+const running = new Set<number>();
+process.once("exit", () => {
+  for (const pid of running) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
 export class Measured {
   readonly startedAt: number;
   private readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
@@ -86,6 +101,8 @@ export class Measured {
         await sleep(1);
       }
     }
+    running.add(pid);
+    child.once("exit", () => running.delete(pid));
     return new Measured(child, name, pid, dir, timeFile, startedAt);
   }
 
