@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 import { hostname } from "node:os";
-import yargs from "yargs";
-import { hideBin } from "yargs/helpers";
 import { RuleSyntaxError } from "../classify/operator-rules.js";
 import { VERSION } from "../version.js";
 import { classifyJsonl, classifyOne } from "./classify-command.js";
@@ -25,7 +23,70 @@ function positive(flag: string, value: number): void {
     throw new UsageError(`${flag} must be a positive number (got ${value})`);
 }
 
+/** `run`: load the configuration (file and flags), check it, and run the daemon until stopped. */
+async function runCommand(configPath: string | undefined, flags: Record<string, unknown>): Promise<number> {
+  const { loadRunConfig, ConfigError } = await import("../config/run-config.js");
+  let config: Awaited<ReturnType<typeof loadRunConfig>>;
+  try {
+    config = await loadRunConfig({
+      ...(configPath === undefined ? {} : { file: configPath }),
+      flags,
+      env: process.env,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+  if (config.output.kind === "http") {
+    const { parseHttpSettings, HttpSettingsError } = await import("../deliver/http-output.js");
+    const { parseDuration } = await import("../config/units.js");
+    try {
+      parseHttpSettings(config.output.settings, parseDuration);
+    } catch (err) {
+      if (err instanceof HttpSettingsError) throw new UsageError(`${config.source}: ${err.message}`);
+      throw err;
+    }
+  }
+  // The daemon logs to stdout (journald, containers) unless its events go there.
+  const { setLogDestination } = await import("./log.js");
+  setLogDestination(config.output.kind === "stdout" ? "stderr" : "stdout");
+  if (configPath !== undefined) {
+    const { warnExposedSecrets } = await import("../config/secret-permissions.js");
+    await warnExposedSecrets(configPath, config);
+  }
+  const classifier = await classifierFromRulesFile(config.rules);
+  const { runDaemon } = await import("../run/daemon.js");
+  const { MetricsListenError } = await import("../observe/metrics-server.js");
+  try {
+    return await runDaemon(config, classifier);
+  } catch (err) {
+    if (err instanceof MetricsListenError) throw new UsageError(`${config.source}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * `run --config FILE` exactly, as the systemd unit starts it: handled without loading yargs, which
+ * would stay resident for the daemon's whole life (13 MiB of its 74 MiB idle RSS). Anything else,
+ * `run --help` and config keys given as flags included, goes through yargs as before.
+ */
+function plainRun(argv: readonly string[]): string | undefined {
+  if (argv[0] !== "run") return undefined;
+  if (argv.length === 3 && (argv[1] === "--config" || argv[1] === "-c")) {
+    const path = argv[2] as string;
+    return path !== "" && !path.startsWith("-") ? path : undefined;
+  }
+  if (argv.length === 2 && argv[1]?.startsWith("--config=") === true) {
+    const path = argv[1].slice("--config=".length);
+    return path !== "" ? path : undefined;
+  }
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
+  const configPath = plainRun(argv);
+  if (configPath !== undefined) return runCommand(configPath, {});
+  const { default: yargs } = await import("yargs");
   let exitCode = 0;
   await yargs(argv)
     .scriptName("pmta-ingest")
@@ -128,50 +189,13 @@ async function main(argv: string[]): Promise<number> {
           // Any config key is accepted as a flag (--stateDir, --batch.maxEvents); the config loader validates them.
           .strict(false),
       async (args) => {
-        const { loadRunConfig, ConfigError } = await import("../config/run-config.js");
         const flags: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(args)) {
           if (k === "_" || k === "$0" || k === "config" || k === "c" || k.includes("-") || v === undefined)
             continue;
           flags[k] = v;
         }
-        let config: Awaited<ReturnType<typeof loadRunConfig>>;
-        try {
-          config = await loadRunConfig({
-            ...(args.config === undefined ? {} : { file: args.config }),
-            flags,
-            env: process.env,
-          });
-        } catch (err) {
-          if (err instanceof ConfigError) throw new UsageError(err.message);
-          throw err;
-        }
-        if (config.output.kind === "http") {
-          const { parseHttpSettings, HttpSettingsError } = await import("../deliver/http-output.js");
-          const { parseDuration } = await import("../config/units.js");
-          try {
-            parseHttpSettings(config.output.settings, parseDuration);
-          } catch (err) {
-            if (err instanceof HttpSettingsError) throw new UsageError(`${config.source}: ${err.message}`);
-            throw err;
-          }
-        }
-        // The daemon logs to stdout (journald, containers) unless its events go there.
-        const { setLogDestination } = await import("./log.js");
-        setLogDestination(config.output.kind === "stdout" ? "stderr" : "stdout");
-        if (args.config !== undefined) {
-          const { warnExposedSecrets } = await import("../config/secret-permissions.js");
-          await warnExposedSecrets(args.config, config);
-        }
-        const classifier = await classifierFromRulesFile(config.rules);
-        const { runDaemon } = await import("../run/daemon.js");
-        const { MetricsListenError } = await import("../observe/metrics-server.js");
-        try {
-          exitCode = await runDaemon(config, classifier);
-        } catch (err) {
-          if (err instanceof MetricsListenError) throw new UsageError(`${config.source}: ${err.message}`);
-          throw err;
-        }
+        exitCode = await runCommand(args.config, flags);
       },
     )
     .command(
@@ -328,7 +352,7 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-main(hideBin(process.argv)).then(
+main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
