@@ -19,6 +19,26 @@ export interface DaemonWorkspace {
   readonly config: string;
 }
 
+/**
+ * Settings merged into every generated daemon config, for A/B runs of one setting:
+ * PMTA_INGEST_BENCH_CONFIG='{"batch":{"maxEvents":2000}}' npm run bench
+ */
+function benchOverrides(): Record<string, unknown> {
+  const raw = process.env.PMTA_INGEST_BENCH_CONFIG;
+  if (raw === undefined || raw === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new Error(
+      `PMTA_INGEST_BENCH_CONFIG is not JSON (${(err as Error).message}); give an object such as '{"batch":{"maxEvents":2000}}'`,
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new Error(`PMTA_INGEST_BENCH_CONFIG must be a JSON object of config keys, got ${raw}`);
+  return parsed as Record<string, unknown>;
+}
+
 export function daemonWorkspace(
   dir: string,
   url: string,
@@ -37,8 +57,7 @@ export function daemonWorkspace(
     host: "bench",
     metrics: { listen: "off" },
     ...extra,
-    // A/B runs of a setting: PMTA_INGEST_BENCH_CONFIG='{"worker":"off"}' npm run bench
-    ...(JSON.parse(process.env.PMTA_INGEST_BENCH_CONFIG ?? "{}") as Record<string, unknown>),
+    ...benchOverrides(),
   };
   writeFileSync(config, `${JSON.stringify(doc, null, 2)}\n`); // JSON is YAML
   return { dir, liveDir, archiveDir, stateDir, config };

@@ -1,6 +1,6 @@
-import type { Classifier } from "../classify/classifier.js";
+import type { Classification, Classifier } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
-import { domainOf, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
+import { domainOf, type ParsedMta, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
 import { type Header, setFirst } from "../decode/header.js";
 import type { BounceInfo, ComplaintInfo, EventKind, PmtaEvent } from "./event.js";
 
@@ -46,6 +46,40 @@ export function firstOf(
     if (v !== undefined) return v;
   }
   return undefined;
+}
+
+/** A bounce's signals as the record has them, and their classification (one home for both builders). */
+export interface BounceSignals {
+  readonly dsnStatus: string | undefined;
+  readonly dsnDiag: string | undefined;
+  readonly bounceCat: string | undefined;
+  readonly mta: ParsedMta | undefined;
+  readonly c: Classification;
+}
+
+export function classifyBounce(
+  get: (name: string) => string | undefined,
+  type: string,
+  dsnAction: string | undefined,
+  recipientDomain: string | undefined,
+  classifier: Classifier,
+): BounceSignals {
+  const dsnStatus = get("dsnStatus");
+  const dsnDiag = get("dsnDiag");
+  const dsnMta = get("dsnMta");
+  const bounceCat = get("bounceCat");
+  const mta = dsnMta === undefined ? undefined : parseDsnMta(dsnMta);
+  const c = classifier.classify({
+    type,
+    dsnStatus,
+    dsnDiag,
+    bounceCat,
+    dsnAction,
+    dsnMta,
+    mtaHost: mta?.host,
+    recipientDomain,
+  });
+  return { dsnStatus, dsnDiag, bounceCat, mta, c };
 }
 
 export function kindOf(type: string, dsnAction: string | undefined): EventKind {
@@ -102,21 +136,13 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
   let bounce: BounceInfo | undefined;
   let complaint: ComplaintInfo | undefined;
   if (kind === "bounce" || kind === "deferral") {
-    const dsnStatus = get("dsnStatus");
-    const dsnDiag = get("dsnDiag");
-    const dsnMta = get("dsnMta");
-    const bounceCat = get("bounceCat");
-    const mta = dsnMta === undefined ? undefined : parseDsnMta(dsnMta);
-    const c = ctx.classifier.classify({
+    const { dsnStatus, dsnDiag, bounceCat, mta, c } = classifyBounce(
+      get,
       type,
-      dsnStatus,
-      dsnDiag,
-      bounceCat,
       dsnAction,
-      dsnMta,
-      mtaHost: mta?.host,
       recipientDomain,
-    });
+      ctx.classifier,
+    );
     const b: Mutable<BounceInfo> = {
       hard: c.hard,
       permanent: c.permanent,

@@ -1,11 +1,12 @@
 import type { Classification } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
-import { domainOf, parseDsnMta, parsePmtaTime } from "../decode/field-values.js";
+import { domainOf, parsePmtaTime } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
 import {
   addressIn,
   buildEvent,
   COMPLAINT_FIELDS,
+  classifyBounce,
   type EventContext,
   firstOf,
   kindOf,
@@ -34,7 +35,7 @@ export interface EncodedEvent {
 }
 
 /** Per header, computed once: the JSON of each column's key, and which columns share a name. */
-export interface Layout {
+interface Layout {
   /** `"name":` for each position. */
   readonly keys: readonly string[];
   /** For a name that occurs more than once, the index of its group; -1 for a unique name. */
@@ -53,7 +54,7 @@ export interface Layout {
 const layouts = new WeakMap<Header, Layout>();
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 
-export function layoutOf(header: Header): Layout {
+function layoutOf(header: Header): Layout {
   let layout = layouts.get(header);
   if (layout !== undefined) return layout;
   const names = header.names;
@@ -93,9 +94,8 @@ export function layoutOf(header: Header): Layout {
     headerCols.push([i, `${JSON.stringify(h)}:`, g]);
   }
   if (hseen.size > 31) direct = false;
-  const keys = names.map((n) => `${JSON.stringify(n)}:`);
   layout = {
-    keys,
+    keys: names.map((n) => `${JSON.stringify(n)}:`),
     group,
     headerCols,
     headerGroups: hseen.size,
@@ -130,7 +130,7 @@ const bounceJson = new WeakMap<
   { readonly category: string | undefined; readonly json: string }
 >();
 
-export function bouncePrefix(c: Classification, category: string | undefined): string {
+function bouncePrefix(c: Classification, category: string | undefined): string {
   const memo = bounceJson.get(c);
   if (memo !== undefined && memo.category === category) return memo.json;
   let json = `{"hard":${c.hard},"permanent":${c.permanent},"reason":${str(c.reason)},"action":${str(c.action)},"scope":${str(c.scope)},"evidence":${str(c.evidence)},"confidence":${str(c.confidence)},"provider":${str(c.provider)}`;
@@ -148,7 +148,7 @@ let lastFileKey: string | undefined;
 let lastIdPrefix = "";
 
 /** `},"source":{"host":…,"file":…,"offset":`: closes `fields` and opens `source`, per context. */
-export function sourceOf(ctx: EventContext): string {
+function sourceOf(ctx: EventContext): string {
   let source = sourceJson.get(ctx);
   if (source === undefined) {
     source = `},"source":{"host":${str(ctx.host)},"file":${str(ctx.file)},"offset":`;
@@ -158,7 +158,7 @@ export function sourceOf(ctx: EventContext): string {
 }
 
 /** Last raw time seen and its ISO form: consecutive records mostly share their second. */
-export class TimeMemo {
+class TimeMemo {
   private raw: string | undefined;
   private iso: string | undefined;
   parse(raw: string): string | undefined {
@@ -231,21 +231,9 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
 
   let c: Classification | undefined;
   if (kind === "bounce" || kind === "deferral") {
-    const dsnStatus = get("dsnStatus");
-    const dsnDiag = get("dsnDiag");
-    const dsnMta = get("dsnMta");
-    const bounceCat = get("bounceCat");
-    const mta = dsnMta === undefined ? undefined : parseDsnMta(dsnMta);
-    c = ctx.classifier.classify({
-      type,
-      dsnStatus,
-      dsnDiag,
-      bounceCat,
-      dsnAction,
-      dsnMta,
-      mtaHost: mta?.host,
-      recipientDomain,
-    });
+    const bounce = classifyBounce(get, type, dsnAction, recipientDomain, ctx.classifier);
+    const { dsnStatus, dsnDiag, bounceCat, mta } = bounce;
+    c = bounce.c;
     line += `,"bounce":${bouncePrefix(c, bounceCat)}`;
     if (dsnDiag !== undefined) line += `,"diagnostic":${q(dsnDiag)}`;
     if (mta?.host !== undefined) line += `,"remoteMta":${q(mta.host)}`;
@@ -306,18 +294,12 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEv
 /** The reference path, for headers whose names JavaScript would reorder as object keys. */
 function viaObject(record: DecodedRecord, ctx: EventContext): EncodedEvent {
   const e = buildEvent(record, ctx);
+  const get = (name: string): string | undefined => record.header.get(record.values, name);
+  // The classifier's cached object (buildEvent copied its members), which the metrics key on.
   const c =
     e.bounce === undefined
       ? undefined
-      : ctx.classifier.classify({
-          type: e.recordType,
-          dsnStatus: record.header.get(record.values, "dsnStatus"),
-          dsnDiag: record.header.get(record.values, "dsnDiag"),
-          bounceCat: record.header.get(record.values, "bounceCat"),
-          dsnAction: record.header.get(record.values, "dsnAction"),
-          dsnMta: record.header.get(record.values, "dsnMta"),
-          recipientDomain: e.recipientDomain,
-        });
+      : classifyBounce(get, e.recordType, get("dsnAction"), e.recipientDomain, ctx.classifier).c;
   return {
     line: JSON.stringify(e),
     id: e.id,

@@ -259,7 +259,7 @@ export async function runDaemon(
         counters.records++;
         const event = encodeEvent(item, ctxFor(file.path));
         const data = writer.write(event.line);
-        if (options.onEvent !== undefined) options.onEvent(JSON.parse(data.toString()) as PmtaEvent);
+        if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.line) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
         counters.events++;
         const origin = {
