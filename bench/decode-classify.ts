@@ -6,9 +6,8 @@
  *   - csv-parse (sync, info: true): the library the design names, parse only — for the decision;
  *   - our decoder alone (bytes → records with offsets);
  *   - the classifier alone, with and without its cache;
- *   - decode + classify + event as the daemon writes it (encodeEvent, into EventWriter's slabs):
+ *   - decode + classify + event as the daemon writes it (encodeEvent, bytes into EventWriter's slabs):
  *     everything but I/O;
- *   - the same with Buffer.from per event, as before EventWriter;
  *   - the same through buildEvent + JSON.stringify, the readable definition encodeEvent must equal.
  * Prints numbers; asserts nothing. The full pipeline benchmark (tail → HTTP) is issue 7's.
  */
@@ -116,16 +115,7 @@ async function main(): Promise<void> {
     const writer = new EventWriter();
     let bytesOut = 0;
     const n = decodeAll(bytes, (r) => {
-      bytesOut += writer.write(encodeEvent(r, ctx).line).length;
-    });
-    return bytesOut > 0 ? n : 0;
-  });
-  measure("decode + classify + encodeEvent → Buffer.from per event", () => {
-    const classifier = new Classifier();
-    const ctx = { host: "bench", file, classifier };
-    let bytesOut = 0;
-    const n = decodeAll(bytes, (r) => {
-      bytesOut += Buffer.from(encodeEvent(r, ctx).line).length;
+      bytesOut += encodeEvent(r, ctx, writer).data.length;
     });
     return bytesOut > 0 ? n : 0;
   });

@@ -27,10 +27,11 @@ export interface DecodedRecord {
   /** Stable key of the file's content (header + first record), shared by every record of the file. */
   readonly fileKey: string;
   /**
-   * Every value can go between JSON quotes as it is: no quote, backslash, control character or
-   * surrogate in any of them. True for nearly every record; it spares the event encoder a test per value.
+   * The record's bytes as read (no line ending, no byte-order mark), for writers that copy values
+   * from them. A view into the reader's buffer, which is never written again once a record in it
+   * was emitted, so it stays valid for as long as it is referenced.
    */
-  readonly jsonSafe: boolean;
+  readonly bytes: Buffer;
   /** Present only when something was off. */
   readonly warnings?: string[];
 }
@@ -207,9 +208,7 @@ export class AccountingDecoder {
       header,
       columnSource: source,
       fileKey: this.fileKey,
-      // A value holds a quote only from a doubled "" or from malformed quoting (which warns).
-      jsonSafe:
-        split.quoteWarning === undefined && !(span.quoted ? QUOTED_UNSAFE : UNQUOTED_UNSAFE).test(text),
+      bytes: content,
       ...(warnings.length === 0 ? {} : { warnings }),
     };
     this.out.push(record);
@@ -236,10 +235,6 @@ export class AccountingDecoder {
   }
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON must escape
-const UNQUOTED_UNSAFE = /["\\\u0000-\u001f\ud800-\udfff]/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON must escape
-const QUOTED_UNSAFE = /[\\\u0000-\u001f\ud800-\udfff]|""/;
 const REPLACEMENT_BYTES = Buffer.from([0xef, 0xbf, 0xbd]);
 const KNOWN_TYPES: ReadonlySet<string> = new Set(["d", "b", "t", "tq", "r", "rb", "rs", "f"]);
 

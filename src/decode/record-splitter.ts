@@ -24,7 +24,10 @@ export interface RecordSpan {
   readonly start: number;
   /** File offset just past the record's line ending: where the next record starts. */
   readonly end: number;
-  /** The record's content without the line ending (a view into the splitter's buffer: copy or decode now). */
+  /**
+   * The record's content without the line ending: a view into the splitter's buffer, whose bytes are
+   * never rewritten once emitted (see append), so it stays valid while referenced.
+   */
   readonly content: Buffer;
   /** Whether the record contains any double quote (fields need the slow RFC 4180 path). */
   readonly quoted: boolean;
@@ -168,22 +171,22 @@ export class RecordSplitter {
   }
 
   private append(chunk: Buffer): void {
-    // Drop what was already emitted before growing, so the buffer holds at most one record plus a chunk.
-    if (this.recStart > 0) {
-      this.buf.copy(this.buf, 0, this.recStart, this.len);
-      this.len -= this.recStart;
+    const need = this.len + chunk.length;
+    if (need > this.buf.length) {
+      // Bytes before recStart were emitted, and records keep views of them (DecodedRecord.bytes):
+      // they are never written again. The held-back tail moves to a fresh buffer instead, sized for
+      // one record plus a chunk; the old one lives on only as long as those views.
+      const pending = this.len - this.recStart;
+      const grown = Buffer.allocUnsafe(Math.max(pending + chunk.length, 2 * pending, 4096));
+      this.buf.copy(grown, 0, this.recStart, this.len);
+      this.len = pending;
       this.pos -= this.recStart;
       this.base += this.recStart;
       this.recStart = 0;
-    }
-    const need = this.len + chunk.length;
-    if (need > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2, 4096));
-      this.buf.copy(grown, 0, 0, this.len);
       this.buf = grown;
     }
     chunk.copy(this.buf, this.len);
-    this.len = need;
+    this.len += chunk.length;
   }
 
   private restartAt(index: number): void {

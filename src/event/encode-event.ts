@@ -1,9 +1,12 @@
+import { isUtf8 } from "node:buffer";
 import type { Classification } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
+import { FieldSpans } from "../decode/field-spans.js";
 import { domainOf, parsePmtaTime } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
 import {
   addressIn,
+  type BounceSignals,
   buildEvent,
   COMPLAINT_FIELDS,
   classifyBounce,
@@ -12,18 +15,22 @@ import {
   kindOf,
 } from "./build-event.js";
 import type { EventKind } from "./event.js";
+import type { EventWriter } from "./event-writer.js";
 
 /**
- * One decoded record → the event's JSON line, written directly from the record's values.
+ * One decoded record → the event's JSON, written as UTF-8 bytes straight from the record's bytes.
  *
  * Byte for byte what `JSON.stringify(buildEvent(record, ctx))` gives (a property test holds the two
- * together over the simulator's corpus and the odd cases), without building the event object first:
- * on a catch-up that object, its `fields` map of thirty-odd keys and the stringify walking it were a
- * third of the daemon's CPU and most of its garbage. buildEvent stays the readable definition.
+ * together over the simulator's corpus and the odd cases), without building the event object or
+ * even one string of it: field values are copied from the file's bytes under pre-encoded keys (see
+ * EventWriter for why that is the cheap way). buildEvent stays the readable definition, and the
+ * path taken for every record this one does not handle: a record with warnings, CSV that only the
+ * lenient splitter reads, invalid UTF-8, or column names JavaScript would reorder.
  */
 export interface EncodedEvent {
-  readonly line: string;
-  /** What the metrics and the batcher need to know about the event, without parsing `line`. */
+  /** The event's JSON: a view of the writer's slab. */
+  readonly data: Buffer;
+  /** What the metrics and the batcher need to know about the event, without parsing `data`. */
   readonly id: string;
   readonly kind: EventKind;
   readonly recordType: string;
@@ -34,90 +41,93 @@ export interface EncodedEvent {
   readonly warnings?: readonly string[];
 }
 
-/** Per header, computed once: the JSON of each column's key, and which columns share a name. */
+/** Per header, computed once: each column's key as bytes, and which columns share a name. */
 interface Layout {
-  /** `"name":` for each position. */
-  readonly keys: readonly string[];
+  /** `,"name":` for each position, and `"name":` for an object's first member. */
+  readonly keys: readonly Uint8Array[];
+  readonly firstKeys: readonly Uint8Array[];
   /** For a name that occurs more than once, the index of its group; -1 for a unique name. */
   readonly group: readonly number[];
-  /** Header columns (`header_X` → key JSON of `X`) with their positions, in header order. */
-  readonly headerCols: ReadonlyArray<readonly [number, string, number]>;
-  readonly headerGroups: number;
+  /** Header columns (`header_X` → `,"X":`, `"X":`) with their positions and groups, in header order. */
+  readonly headerCols: ReadonlyArray<readonly [number, Uint8Array, Uint8Array, number]>;
+  /** Position of the first `header_To` column that has a value is looked for among these. */
+  readonly toCols: readonly number[];
+  /** Positions of each column the event reads by name. */
+  readonly at: Readonly<Record<Column, readonly number[]>>;
+  /** Bytes of every key together: part of an event's size bound. */
+  readonly keyBytes: number;
   /**
    * False when some name would not keep its place as an object key (an array index such as `0` is
-   * moved to the front by JavaScript), or the file has more values than names (`_extra1`...) and a
-   * name could collide: such rare records take the object path.
+   * moved to the front by JavaScript), or more than 31 names repeat (one bit mask per record
+   * tracks them): such rare records take the object path.
    */
   readonly direct: boolean;
 }
 
+const COLUMNS = ["orig", "rcpt", "dsnDiag", "dsnAction", "jobId", "vmta"] as const;
+type Column = (typeof COLUMNS)[number];
+
 const layouts = new WeakMap<Header, Layout>();
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
+const isIndex = (n: string): boolean => ARRAY_INDEX.test(n) && Number(n) < 2 ** 32 - 1;
+const keyOf = (name: string): Uint8Array => Buffer.from(`,${JSON.stringify(name)}:`);
+const firstKeyOf = (name: string): Uint8Array => Buffer.from(`${JSON.stringify(name)}:`);
+
+/** Group index of each name that occurs more than once (-1 for the others), and how many groups. */
+function groupsOf(names: readonly string[]): [number[], number] {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  const seen = new Map<string, number>();
+  const group = names.map((n) => {
+    if ((counts.get(n) ?? 0) < 2) return -1;
+    let g = seen.get(n);
+    if (g === undefined) {
+      g = seen.size;
+      seen.set(n, g);
+    }
+    return g;
+  });
+  return [group, seen.size];
+}
 
 function layoutOf(header: Header): Layout {
   let layout = layouts.get(header);
   if (layout !== undefined) return layout;
   const names = header.names;
-  const seen = new Map<string, number>();
-  const counts = new Map<string, number>();
-  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
-  const group: number[] = [];
-  let direct = true;
-  for (const n of names) {
-    if (ARRAY_INDEX.test(n) && Number(n) < 2 ** 32 - 1) direct = false;
-    if ((counts.get(n) ?? 0) > 1) {
-      let g = seen.get(n);
-      if (g === undefined) {
-        g = seen.size;
-        seen.set(n, g);
-      }
-      group.push(g);
-    } else group.push(-1);
-  }
-  // Repeated names are tracked in one 31-bit mask per record.
-  if (seen.size > 31) direct = false;
-  const hseen = new Map<string, number>();
-  const hcounts = new Map<string, number>();
-  const hnames: Array<[number, string]> = [];
-  names.forEach((name, i) => {
-    if (name.toLowerCase().startsWith("header_") && name.length > 7) hnames.push([i, name.slice(7)]);
-  });
-  for (const [, h] of hnames) hcounts.set(h, (hcounts.get(h) ?? 0) + 1);
-  const headerCols: Array<readonly [number, string, number]> = [];
-  for (const [i, h] of hnames) {
-    if (ARRAY_INDEX.test(h) && Number(h) < 2 ** 32 - 1) direct = false;
-    let g = -1;
-    if ((hcounts.get(h) ?? 0) > 1) {
-      g = hseen.get(h) ?? hseen.size;
-      hseen.set(h, g);
-    }
-    headerCols.push([i, `${JSON.stringify(h)}:`, g]);
-  }
-  if (hseen.size > 31) direct = false;
+  const [group, groups] = groupsOf(names);
+  const hcols = names.flatMap((name, i) =>
+    name.toLowerCase().startsWith("header_") && name.length > 7 ? [[i, name.slice(7)] as const] : [],
+  );
+  const [hgroup, hgroups] = groupsOf(hcols.map(([, h]) => h));
+  const keys = names.map(keyOf);
+  const headerCols = hcols.map(([i, h], k) => [i, keyOf(h), firstKeyOf(h), hgroup[k] as number] as const);
+  const at = {} as Record<Column, number[]>;
+  for (const c of COLUMNS) at[c] = names.flatMap((n, i) => (n === c ? [i] : []));
   layout = {
-    keys: names.map((n) => `${JSON.stringify(n)}:`),
+    keys,
+    firstKeys: names.map(firstKeyOf),
     group,
     headerCols,
-    headerGroups: hseen.size,
-    direct,
+    toCols: hcols.filter(([, h]) => h === "To").map(([i]) => i),
+    at,
+    keyBytes: [...keys, ...headerCols.map(([, k]) => k)].reduce((sum, k) => sum + k.length, 0),
+    direct: !names.some(isIndex) && !hcols.some(([, h]) => isIndex(h)) && groups <= 31 && hgroups <= 31,
   };
   layouts.set(header, layout);
   return layout;
 }
 
-// JSON.stringify escapes these (and lone surrogates, which a well-formed pair also matches here:
-// such values are rare, and JSON.stringify handles both right).
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON must escape
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** How many events took each path (tests and the benchmark check that the byte path is the usual one). */
+export const encodePaths = { bytes: 0, object: 0 };
 
-/** JSON string literal of `s`. */
-function str(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
-}
+/** Field spans of the record being encoded (one record at a time: encoding is synchronous). */
+const spans = new FieldSpans();
 
-/** A value the decoder found JSON-safe (DecodedRecord.jsonSafe). */
-function quote(s: string): string {
-  return `"${s}"`;
+/** Index of the first of `positions` whose field has a value, or -1. */
+function firstFilled(positions: readonly number[]): number {
+  const { from, to } = spans;
+  for (const i of positions) if ((to[i] as number) > (from[i] as number)) return i;
+  return -1;
 }
 
 /**
@@ -127,172 +137,294 @@ function quote(s: string): string {
  */
 const bounceJson = new WeakMap<
   Classification,
-  { readonly category: string | undefined; readonly json: string }
+  { readonly category: string | undefined; readonly bytes: Uint8Array }
 >();
 
-function bouncePrefix(c: Classification, category: string | undefined): string {
+function bouncePrefix(c: Classification, category: string | undefined): Uint8Array {
   const memo = bounceJson.get(c);
-  if (memo !== undefined && memo.category === category) return memo.json;
-  let json = `{"hard":${c.hard},"permanent":${c.permanent},"reason":${str(c.reason)},"action":${str(c.action)},"scope":${str(c.scope)},"evidence":${str(c.evidence)},"confidence":${str(c.confidence)},"provider":${str(c.provider)}`;
-  if (category !== undefined) json += `,"category":${str(category)}`;
-  if (c.status !== undefined) json += `,"status":${str(c.status)}`;
-  if (c.statusText !== undefined) json += `,"statusText":${str(c.statusText)}`;
-  if (c.smtpCode !== undefined) json += `,"smtpCode":${JSON.stringify(c.smtpCode)}`;
-  bounceJson.set(c, { category, json });
-  return json;
+  if (memo !== undefined && memo.category === category) return memo.bytes;
+  const s = JSON.stringify;
+  let json = `,"bounce":{"hard":${c.hard},"permanent":${c.permanent},"reason":${s(c.reason)},"action":${s(c.action)},"scope":${s(c.scope)},"evidence":${s(c.evidence)},"confidence":${s(c.confidence)},"provider":${s(c.provider)}`;
+  if (category !== undefined) json += `,"category":${s(category)}`;
+  if (c.status !== undefined) json += `,"status":${s(c.status)}`;
+  if (c.statusText !== undefined) json += `,"statusText":${s(c.statusText)}`;
+  if (c.smtpCode !== undefined) json += `,"smtpCode":${s(c.smtpCode)}`;
+  const bytes = Buffer.from(json);
+  bounceJson.set(c, { category, bytes });
+  return bytes;
 }
 
-/** `"source":{…,"offset":` for a context, and `"id":"<fileKey>:` for a file key: both change rarely. */
-const sourceJson = new WeakMap<EventContext, string>();
-let lastFileKey: string | undefined;
-let lastIdPrefix = "";
-
 /** `},"source":{"host":…,"file":…,"offset":`: closes `fields` and opens `source`, per context. */
-function sourceOf(ctx: EventContext): string {
+const sourceJson = new WeakMap<EventContext, Uint8Array>();
+
+function sourceOf(ctx: EventContext): Uint8Array {
   let source = sourceJson.get(ctx);
   if (source === undefined) {
-    source = `},"source":{"host":${str(ctx.host)},"file":${str(ctx.file)},"offset":`;
+    source = Buffer.from(
+      `},"source":{"host":${JSON.stringify(ctx.host)},"file":${JSON.stringify(ctx.file)},"offset":`,
+    );
     sourceJson.set(ctx, source);
   }
   return source;
 }
 
-/** Last raw time seen and its ISO form: consecutive records mostly share their second. */
+/**
+ * Writes the recipient's domain from the recipient's bytes when they already are the domain as
+ * domainOf gives it (lower case, nothing to trim): the usual case, and no string to encode.
+ */
+function writeDomain(w: EventWriter, src: Uint8Array, from: number, to: number, domain: string): void {
+  let at = to - 1;
+  while (at >= from && src[at] !== 0x40) at--;
+  let plain = at >= from && to - at - 1 === domain.length && src[to - 1] !== 0x2e;
+  for (let i = at + 1; plain && i < to; i++) {
+    const b = src[i] as number;
+    plain = (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2e || b === 0x2d;
+  }
+  if (plain) w.csv(src, at + 1, to);
+  else w.str(domain);
+}
+
+/** `{"id":"<fileKey>:` for the last file key: it changes only from file to file. */
+let lastFileKey: string | undefined;
+let lastIdPrefix: Uint8Array = new Uint8Array(0);
+
+function idPrefix(fileKey: string): Uint8Array {
+  if (fileKey !== lastFileKey) {
+    lastFileKey = fileKey;
+    lastIdPrefix = Buffer.from(`{"id":${JSON.stringify(`${fileKey}:`).slice(0, -1)}`);
+  }
+  return lastIdPrefix;
+}
+
+const ascii = (s: string): Uint8Array => Buffer.from(s, "latin1");
+const KIND: Readonly<Record<EventKind, Uint8Array>> = {
+  bounce: ascii('","kind":"bounce","recordType":'),
+  complaint: ascii('","kind":"complaint","recordType":'),
+  deferral: ascii('","kind":"deferral","recordType":'),
+  delivery: ascii('","kind":"delivery","recordType":'),
+  other: ascii('","kind":"other","recordType":'),
+};
+const TIME = ascii(',"time":');
+const QUEUED_AT = ascii(',"queuedAt":');
+const SENDER = ascii(',"sender":');
+const RECIPIENT = ascii(',"recipient":');
+const RECIPIENT_DOMAIN = ascii(',"recipientDomain":');
+const DIAGNOSTIC = ascii(',"diagnostic":');
+const REMOTE_MTA = ascii(',"remoteMta":');
+const REMOTE_IP = ascii(',"remoteIp":');
+const DSN_ACTION = ascii(',"dsnAction":');
+const COMPLAINT = ascii(',"complaint":{');
+const COMPLAINT_KEYS = COMPLAINT_FIELDS.map(([key]) => ascii(`,"${key}":`));
+const COMPLAINT_FIRST_KEYS = COMPLAINT_FIELDS.map(([key]) => ascii(`"${key}":`));
+const JOB_ID = ascii(',"jobId":');
+const VMTA = ascii(',"vmta":');
+const HEADERS = ascii(',"headers":{');
+const FIELDS = ascii(',"fields":{');
+const CLOSE = 0x7d;
+
+/**
+ * Last raw time seen and its ISO form as a JSON string (`"…Z"`) in bytes: consecutive records mostly
+ * share their second. The bytes are rewritten in place when the time changes (no allocation).
+ */
 class TimeMemo {
   private raw: string | undefined;
-  private iso: string | undefined;
-  parse(raw: string): string | undefined {
+  private ok = false;
+  readonly json = new Uint8Array(64);
+  length = 0;
+  /** False when the time cannot be read; otherwise `json[0, length)` holds it. */
+  parse(raw: string): boolean {
     if (raw !== this.raw) {
       this.raw = raw;
-      this.iso = parsePmtaTime(raw);
+      const iso = parsePmtaTime(raw);
+      this.ok = iso !== undefined && iso.length <= 60;
+      if (iso !== undefined && this.ok) {
+        // toISOString's alphabet: digits, `-+:.TZ`, nothing JSON escapes.
+        const json = this.json;
+        json[0] = 0x22;
+        for (let i = 0; i < iso.length; i++) json[i + 1] = iso.charCodeAt(i);
+        json[iso.length + 1] = 0x22;
+        this.length = iso.length + 2;
+      }
     }
-    return this.iso;
+    return this.ok;
   }
 }
 
 const logged = new TimeMemo();
 const queued = new TimeMemo();
 
-export function encodeEvent(record: DecodedRecord, ctx: EventContext): EncodedEvent {
-  const { header, values } = record;
+export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWriter): EncodedEvent {
+  const { header, values, bytes: src } = record;
   const layout = layoutOf(header);
-  if (!layout.direct) return viaObject(record, ctx);
-  const q = record.jsonSafe ? quote : str;
+  if (!layout.direct || record.warnings !== undefined) return viaObject(record, ctx, w);
+  const count = spans.split(src);
+  if (count !== values.length || ((spans.high & 0x80) !== 0 && !isUtf8(src)))
+    return viaObject(record, ctx, w);
   const get = (name: string): string | undefined => header.get(values, name);
-  let warnings: string[] | undefined = record.warnings ? [...record.warnings] : undefined;
-  const warn = (w: string): void => {
-    if (warnings === undefined) warnings = [w];
-    else warnings.push(w);
-  };
 
+  // Everything that could add a warning is settled before a byte is written: such records take the
+  // object path, which words the warnings.
   const timeRaw = get("timeLogged");
-  const time = timeRaw === undefined ? undefined : logged.parse(timeRaw);
-  if (timeRaw === undefined) warn("time: record has no timeLogged");
-  else if (time === undefined) warn(`time: cannot read timeLogged "${timeRaw.slice(0, 40)}"`);
+  if (timeRaw === undefined || !logged.parse(timeRaw)) return viaObject(record, ctx, w);
   const queuedRaw = get("timeQueued");
-  const queuedAt = queuedRaw === undefined ? undefined : queued.parse(queuedRaw);
-  if (queuedRaw !== undefined && queuedAt === undefined)
-    warn(`time: cannot read timeQueued "${queuedRaw.slice(0, 40)}"`);
-
-  // headers: the first non-empty value of each name, in the order the names first got one.
-  // Separators are written as needed rather than sliced off at the end: slicing a concatenated
-  // string makes V8 copy it flat first, an extra copy of the event's largest parts.
-  let headersJson = "";
-  let toAddress: string | undefined;
-  let hseen = 0;
-  for (const [i, key, g] of layout.headerCols) {
-    const v = values[i];
-    if (v === undefined || v === "") continue;
-    if (g >= 0) {
-      if ((hseen & (1 << g)) !== 0) continue;
-      hseen |= 1 << g;
-    }
-    headersJson += headersJson === "" ? key + q(v) : `,${key}${q(v)}`;
-    if (key === '"To":' && toAddress === undefined) toAddress = v;
-  }
+  if (queuedRaw !== undefined && !queued.parse(queuedRaw)) return viaObject(record, ctx, w);
 
   const type = record.type;
   const dsnAction = get("dsnAction");
   const kind = kindOf(type, dsnAction);
-  const sender = get("orig");
-  const recipient = get("rcpt") ?? (kind === "complaint" ? addressIn(toAddress) : undefined);
+  const { at } = layout;
+  const rcptAt = firstFilled(at.rcpt);
+  let recipient: string | undefined;
+  if (rcptAt >= 0) recipient = values[rcptAt];
+  else if (kind === "complaint") {
+    // FBL reports often carry no rcpt; the original To: header is the next best thing (buildEvent).
+    const toAt = firstFilled(layout.toCols);
+    recipient = toAt < 0 ? undefined : addressIn(values[toAt]);
+  }
   const recipientDomain = domainOf(recipient);
-
-  const id = `${record.fileKey}:${record.offset}`;
-  if (record.fileKey !== lastFileKey) {
-    lastFileKey = record.fileKey;
-    lastIdPrefix = `{"id":${str(`${record.fileKey}:`).slice(0, -1)}`;
-  }
-  let line = `${lastIdPrefix}${record.offset}","kind":"${kind}","recordType":${q(type)},"time":${time === undefined ? "null" : `"${time}"`}`;
-  if (queuedAt !== undefined) line += `,"queuedAt":"${queuedAt}"`;
-  if (sender !== undefined) line += `,"sender":${q(sender)}`;
-  if (recipient !== undefined) line += `,"recipient":${q(recipient)}`;
-  if (recipientDomain !== undefined) line += `,"recipientDomain":${q(recipientDomain)}`;
-
-  let c: Classification | undefined;
+  let bounce: BounceSignals | undefined;
   if (kind === "bounce" || kind === "deferral") {
-    const bounce = classifyBounce(get, type, dsnAction, recipientDomain, ctx.classifier);
-    const { dsnStatus, dsnDiag, bounceCat, mta } = bounce;
-    c = bounce.c;
-    line += `,"bounce":${bouncePrefix(c, bounceCat)}`;
-    if (dsnDiag !== undefined) line += `,"diagnostic":${q(dsnDiag)}`;
-    if (mta?.host !== undefined) line += `,"remoteMta":${q(mta.host)}`;
-    if (mta?.ip !== undefined) line += `,"remoteIp":${q(mta.ip)}`;
-    if (dsnAction !== undefined) line += `,"dsnAction":${q(dsnAction)}`;
-    line += "}";
-    if (dsnStatus === undefined && dsnDiag === undefined)
-      warn("bounce: record has neither dsnStatus nor dsnDiag");
-  } else if (kind === "complaint") {
-    let sep = "";
-    line += ',"complaint":{';
-    for (const [key, columns] of COMPLAINT_FIELDS) {
-      const value = firstOf(get, columns);
-      if (value === undefined) continue;
-      line += `${sep}"${key}":${q(value)}`;
-      sep = ",";
-    }
-    line += "}";
+    bounce = classifyBounce(get, type, dsnAction, recipientDomain, ctx.classifier);
+    if (bounce.dsnStatus === undefined && bounce.dsnDiag === undefined) return viaObject(record, ctx, w);
   }
-  const jobId = get("jobId");
-  if (jobId !== undefined) line += `,"jobId":${q(jobId)}`;
-  const vmta = get("vmta");
-  if (vmta !== undefined) line += `,"vmta":${q(vmta)}`;
-  if (headersJson !== "") line += `,"headers":{${headersJson}}`;
 
-  line += ',"fields":{';
-  let sep = "";
-  const { keys, group } = layout;
-  const width = keys.length;
-  let seen = 0;
-  const n = values.length;
-  for (let i = 0; i < n; i++) {
-    const v = values[i] as string;
-    if (v === "") continue;
-    if (i >= width) {
-      // Surplus values: named _extra1, _extra2...; a header naming one itself keeps its own value.
-      const name = `_extra${i - width + 1}`;
-      if (header.has(name) && header.get(values, name) !== undefined) continue;
-      line += `${sep}"${name}":${q(v)}`;
-      sep = ",";
-      continue;
+  const { from, to } = spans;
+  const field = (i: number): void => w.csv(src, from[i] as number, to[i] as number);
+  const bouncePart = bounce === undefined ? undefined : bouncePrefix(bounce.c, bounce.bounceCat);
+  const source = sourceOf(ctx);
+  const id = idPrefix(record.fileKey);
+  // Each byte of the record lands in the event a few times at most (a field, a top-level copy, a
+  // lower-cased domain, a header To: also read as the recipient), each at most 6 bytes escaped.
+  w.begin(24 * src.length + layout.keyBytes + id.length + source.length + (bouncePart?.length ?? 0) + 512);
+  w.raw(id);
+  w.int(record.offset);
+  w.raw(KIND[kind]);
+  field(0);
+  w.raw(TIME);
+  w.bytes(logged.json, logged.length);
+  if (queuedRaw !== undefined) {
+    w.raw(QUEUED_AT);
+    w.bytes(queued.json, queued.length);
+  }
+  const origAt = firstFilled(at.orig);
+  if (origAt >= 0) {
+    w.raw(SENDER);
+    field(origAt);
+  }
+  if (rcptAt >= 0) {
+    w.raw(RECIPIENT);
+    field(rcptAt);
+  } else if (recipient !== undefined) {
+    w.raw(RECIPIENT);
+    w.str(recipient);
+  }
+  if (recipientDomain !== undefined) {
+    w.raw(RECIPIENT_DOMAIN);
+    if (rcptAt >= 0) writeDomain(w, src, from[rcptAt] as number, to[rcptAt] as number, recipientDomain);
+    else w.str(recipientDomain);
+  }
+  if (bounce !== undefined && bouncePart !== undefined) {
+    w.raw(bouncePart);
+    const diagAt = firstFilled(at.dsnDiag);
+    if (diagAt >= 0) {
+      w.raw(DIAGNOSTIC);
+      field(diagAt);
     }
+    const mta = bounce.mta;
+    if (mta?.host !== undefined) {
+      w.raw(REMOTE_MTA);
+      w.str(mta.host);
+    }
+    if (mta?.ip !== undefined) {
+      w.raw(REMOTE_IP);
+      w.str(mta.ip);
+    }
+    const actionAt = firstFilled(at.dsnAction);
+    if (actionAt >= 0) {
+      w.raw(DSN_ACTION);
+      field(actionAt);
+    }
+    w.byte(CLOSE);
+  } else if (kind === "complaint") {
+    w.raw(COMPLAINT);
+    let first = true;
+    COMPLAINT_FIELDS.forEach(([, columns], k) => {
+      const value = firstOf(get, columns);
+      if (value === undefined) return;
+      w.raw((first ? COMPLAINT_FIRST_KEYS[k] : COMPLAINT_KEYS[k]) as Uint8Array);
+      w.str(value);
+      first = false;
+    });
+    w.byte(CLOSE);
+  }
+  const jobAt = firstFilled(at.jobId);
+  if (jobAt >= 0) {
+    w.raw(JOB_ID);
+    field(jobAt);
+  }
+  const vmtaAt = firstFilled(at.vmta);
+  if (vmtaAt >= 0) {
+    w.raw(VMTA);
+    field(vmtaAt);
+  }
+
+  // headers: the first non-empty value of each name, in the order the names first got one.
+  let open = false;
+  let hseen = 0;
+  for (const [i, key, firstKey, g] of layout.headerCols) {
+    if ((to[i] as number) === (from[i] as number)) continue;
+    if (g >= 0) {
+      if ((hseen & (1 << g)) !== 0) continue;
+      hseen |= 1 << g;
+    }
+    if (open) w.raw(key);
+    else {
+      w.raw(HEADERS);
+      w.raw(firstKey);
+      open = true;
+    }
+    field(i);
+  }
+  if (open) w.byte(CLOSE);
+
+  w.raw(FIELDS);
+  const { keys, firstKeys, group } = layout;
+  let first = true;
+  let seen = 0;
+  for (let i = 0; i < count; i++) {
+    if ((to[i] as number) === (from[i] as number)) continue;
     const g = group[i] as number;
     if (g >= 0) {
       if ((seen & (1 << g)) !== 0) continue;
       seen |= 1 << g;
     }
-    line += sep + (keys[i] as string) + q(v);
-    sep = ",";
+    w.raw((first ? firstKeys[i] : keys[i]) as Uint8Array);
+    first = false;
+    field(i);
   }
-  line += `${sourceOf(ctx)}${record.offset}}`;
-  if (warnings !== undefined) line += `,"warnings":${JSON.stringify(warnings)}`;
-  line += "}";
-
-  return { line, id, kind, recordType: type, recipientDomain, vmta, jobId, bounce: c, warnings };
+  w.raw(source);
+  w.int(record.offset);
+  w.byte(CLOSE);
+  w.byte(CLOSE);
+  const data = w.end();
+  // Only a wrong size bound lands here; the object path writes the same event without one.
+  if (data === undefined) return viaObject(record, ctx, w);
+  encodePaths.bytes++;
+  return {
+    data,
+    id: `${record.fileKey}:${record.offset}`,
+    kind,
+    recordType: type,
+    recipientDomain,
+    vmta: get("vmta"),
+    jobId: get("jobId"),
+    bounce: bounce?.c,
+  };
 }
 
-/** The reference path, for headers whose names JavaScript would reorder as object keys. */
-function viaObject(record: DecodedRecord, ctx: EventContext): EncodedEvent {
+/** The reference path: records with warnings, lenient CSV, odd names. */
+function viaObject(record: DecodedRecord, ctx: EventContext, w: EventWriter): EncodedEvent {
+  encodePaths.object++;
   const e = buildEvent(record, ctx);
   const get = (name: string): string | undefined => record.header.get(record.values, name);
   // The classifier's cached object (buildEvent copied its members), which the metrics key on.
@@ -301,7 +433,7 @@ function viaObject(record: DecodedRecord, ctx: EventContext): EncodedEvent {
       ? undefined
       : classifyBounce(get, e.recordType, get("dsnAction"), e.recipientDomain, ctx.classifier).c;
   return {
-    line: JSON.stringify(e),
+    data: w.write(JSON.stringify(e)),
     id: e.id,
     kind: e.kind,
     recordType: e.recordType,

@@ -38,7 +38,7 @@ export interface MetricsOptions {
   readonly processMetrics?: boolean;
 }
 
-/** What the metrics read of an event: the event itself, or what encodeEvent reports next to its line. */
+/** What the metrics read of an event: the event itself, or what encodeEvent reports next to its bytes. */
 export type EventFacts = Pick<
   EncodedEvent,
   "kind" | "recordType" | "recipientDomain" | "vmta" | "jobId" | "warnings"

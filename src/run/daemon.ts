@@ -257,9 +257,9 @@ export async function runDaemon(
         batcher.inFlightBytes < config.inFlight.maxBytes,
       record: (file, item, ack) => {
         counters.records++;
-        const event = encodeEvent(item, ctxFor(file.path));
-        const data = writer.write(event.line);
-        if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.line) as PmtaEvent);
+        const event = encodeEvent(item, ctxFor(file.path), writer);
+        const data = event.data;
+        if (options.onEvent !== undefined) options.onEvent(JSON.parse(data.toString()) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
         counters.events++;
         const origin = {
