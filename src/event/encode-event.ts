@@ -2,7 +2,7 @@ import { isUtf8 } from "node:buffer";
 import type { Classification } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
 import { FieldSpans } from "../decode/field-spans.js";
-import { domainOf, parsePmtaTime } from "../decode/field-values.js";
+import { domainOf } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
 import {
   addressIn,
@@ -16,6 +16,7 @@ import {
 } from "./build-event.js";
 import type { EventKind } from "./event.js";
 import type { EventWriter } from "./event-writer.js";
+import { TimeJson } from "./time-json.js";
 
 /**
  * One decoded record → the event's JSON, written as UTF-8 bytes straight from the record's bytes.
@@ -64,7 +65,16 @@ interface Layout {
   readonly direct: boolean;
 }
 
-const COLUMNS = ["orig", "rcpt", "dsnDiag", "dsnAction", "jobId", "vmta"] as const;
+const COLUMNS = [
+  "timeLogged",
+  "timeQueued",
+  "orig",
+  "rcpt",
+  "dsnDiag",
+  "dsnAction",
+  "jobId",
+  "vmta",
+] as const;
 type Column = (typeof COLUMNS)[number];
 
 const layouts = new WeakMap<Header, Layout>();
@@ -222,36 +232,8 @@ const HEADERS = ascii(',"headers":{');
 const FIELDS = ascii(',"fields":{');
 const CLOSE = 0x7d;
 
-/**
- * Last raw time seen and its ISO form as a JSON string (`"…Z"`) in bytes: consecutive records mostly
- * share their second. The bytes are rewritten in place when the time changes (no allocation).
- */
-class TimeMemo {
-  private raw: string | undefined;
-  private ok = false;
-  readonly json = new Uint8Array(64);
-  length = 0;
-  /** False when the time cannot be read; otherwise `json[0, length)` holds it. */
-  parse(raw: string): boolean {
-    if (raw !== this.raw) {
-      this.raw = raw;
-      const iso = parsePmtaTime(raw);
-      this.ok = iso !== undefined && iso.length <= 60;
-      if (iso !== undefined && this.ok) {
-        // toISOString's alphabet: digits, `-+:.TZ`, nothing JSON escapes.
-        const json = this.json;
-        json[0] = 0x22;
-        for (let i = 0; i < iso.length; i++) json[i + 1] = iso.charCodeAt(i);
-        json[iso.length + 1] = 0x22;
-        this.length = iso.length + 2;
-      }
-    }
-    return this.ok;
-  }
-}
-
-const logged = new TimeMemo();
-const queued = new TimeMemo();
+const logged = new TimeJson();
+const queued = new TimeJson();
 
 export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWriter): EncodedEvent {
   const { header, values, bytes: src } = record;
@@ -264,15 +246,22 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
 
   // Everything that could add a warning is settled before a byte is written: such records take the
   // object path, which words the warnings.
-  const timeRaw = get("timeLogged");
-  if (timeRaw === undefined || !logged.parse(timeRaw)) return viaObject(record, ctx, w);
-  const queuedRaw = get("timeQueued");
-  if (queuedRaw !== undefined && !queued.parse(queuedRaw)) return viaObject(record, ctx, w);
+  const { from, to } = spans;
+  const { at } = layout;
+  const loggedAt = firstFilled(at.timeLogged);
+  if (loggedAt < 0) return viaObject(record, ctx, w);
+  if (!logged.read(src, from[loggedAt] as number, to[loggedAt] as number, values[loggedAt] as string))
+    return viaObject(record, ctx, w);
+  const queuedAt = firstFilled(at.timeQueued);
+  if (
+    queuedAt >= 0 &&
+    !queued.read(src, from[queuedAt] as number, to[queuedAt] as number, values[queuedAt] as string)
+  )
+    return viaObject(record, ctx, w);
 
   const type = record.type;
   const dsnAction = get("dsnAction");
   const kind = kindOf(type, dsnAction);
-  const { at } = layout;
   const rcptAt = firstFilled(at.rcpt);
   let recipient: string | undefined;
   if (rcptAt >= 0) recipient = values[rcptAt];
@@ -288,7 +277,6 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     if (bounce.dsnStatus === undefined && bounce.dsnDiag === undefined) return viaObject(record, ctx, w);
   }
 
-  const { from, to } = spans;
   const field = (i: number): void => w.csv(src, from[i] as number, to[i] as number);
   const bouncePart = bounce === undefined ? undefined : bouncePrefix(bounce.c, bounce.bounceCat);
   const source = sourceOf(ctx);
@@ -302,7 +290,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   field(0);
   w.raw(TIME);
   w.bytes(logged.json, logged.length);
-  if (queuedRaw !== undefined) {
+  if (queuedAt >= 0) {
     w.raw(QUEUED_AT);
     w.bytes(queued.json, queued.length);
   }
