@@ -39,7 +39,11 @@ describe("FieldSpans", () => {
         continue;
       }
       assert.equal(split.quoteWarning, undefined, `accepted ${JSON.stringify(text)}, splitFields warned`);
-      assert.deepEqual(valuesOf(spans, bytes, count), split.values, JSON.stringify(text));
+      const values = valuesOf(spans, bytes, count);
+      assert.deepEqual(values, split.values, JSON.stringify(text));
+      values.forEach((v, i) => {
+        assert.equal(spans.clean[i] === 1, JSON.stringify(v) === `"${v}"`, `clean: ${JSON.stringify(v)}`);
+      });
       assert.equal(
         (spans.high & 0x80) !== 0,
         [...text].some((ch) => (ch.codePointAt(0) ?? 0) > 0x7f),

@@ -7,11 +7,14 @@
 
 const COMMA = 0x2c;
 const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 
 /** Field i is bytes [from[i], to[i]) of the record: inside the quotes for a quoted field. */
 export class FieldSpans {
   from = new Int32Array(64);
   to = new Int32Array(64);
+  /** 1 when field i's bytes go into a JSON string as they are: no quote, backslash or control byte. */
+  clean = new Uint8Array(64);
   /** OR of every byte seen: bit 7 set when the record holds anything but ASCII. */
   high = 0;
 
@@ -28,6 +31,7 @@ export class FieldSpans {
       if (count === this.from.length) this.grow();
       let start: number;
       let end: number;
+      let dirty = false;
       if (i < n && src[i] === QUOTE) {
         start = i + 1;
         let j = start;
@@ -37,11 +41,13 @@ export class FieldSpans {
           high |= b;
           if (b === QUOTE) {
             if (src[j + 1] === QUOTE && j + 1 < n) {
+              dirty = true;
               j += 2;
               continue;
             }
             break;
           }
+          if (b < 0x20 || b === BACKSLASH) dirty = true;
           j++;
         }
         end = j;
@@ -53,6 +59,7 @@ export class FieldSpans {
           const b = src[i] as number;
           if (b === COMMA) break;
           if (b === QUOTE) return -1; // a quote inside an unquoted field
+          if (b < 0x20 || b === BACKSLASH) dirty = true;
           high |= b;
           i++;
         }
@@ -60,6 +67,7 @@ export class FieldSpans {
       }
       this.from[count] = start;
       this.to[count] = end;
+      this.clean[count] = dirty ? 0 : 1;
       count++;
       if (i >= n) break;
       i++; // past the comma
@@ -68,6 +76,7 @@ export class FieldSpans {
         if (count === this.from.length) this.grow();
         this.from[count] = n;
         this.to[count] = n;
+        this.clean[count] = 1;
         count++;
         break;
       }
@@ -79,9 +88,12 @@ export class FieldSpans {
   private grow(): void {
     const from = new Int32Array(this.from.length * 2);
     const to = new Int32Array(this.to.length * 2);
+    const clean = new Uint8Array(this.clean.length * 2);
     from.set(this.from);
     to.set(this.to);
+    clean.set(this.clean);
     this.from = from;
     this.to = to;
+    this.clean = clean;
   }
 }

@@ -277,7 +277,11 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     if (bounce.dsnStatus === undefined && bounce.dsnDiag === undefined) return viaObject(record, ctx, w);
   }
 
-  const field = (i: number): void => w.csv(src, from[i] as number, to[i] as number);
+  const clean = spans.clean;
+  const field = (i: number): void => {
+    if (clean[i] === 1) w.copy(src, from[i] as number, to[i] as number);
+    else w.csv(src, from[i] as number, to[i] as number);
+  };
   const bouncePart = bounce === undefined ? undefined : bouncePrefix(bounce.c, bounce.bounceCat);
   const source = sourceOf(ctx);
   const id = idPrefix(record.fileKey);
