@@ -10,9 +10,10 @@ export interface Envelope {
    * byte a character rather than doubling the string, and a request body is one Buffer.concat.
    */
   readonly data: Buffer;
-  readonly ack: () => void;
+  /** The output has it (the batcher calls this once per acknowledged send). */
+  ack(): void;
   /** The event id (idempotency keys) and where the record came from (dead letters). The event object
-   * itself is not kept: `line` has it, and holding both would double the window's memory. */
+   * itself is not kept: `data` has it, and holding both would double the window's memory. */
   readonly id?: string;
   readonly origin?: EnvelopeOrigin;
 }

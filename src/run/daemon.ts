@@ -6,7 +6,7 @@ import { log as defaultLog, type log } from "../cli/log.js";
 import type { RunConfig } from "../config/run-config.js";
 import { parseListen } from "../config/run-config.js";
 import { parseDuration } from "../config/units.js";
-import { Batcher, type Envelope } from "../deliver/batcher.js";
+import { Batcher } from "../deliver/batcher.js";
 import { DeadLetterFile } from "../deliver/dead-letter.js";
 import { HttpOutput, parseHttpSettings } from "../deliver/http-output.js";
 import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
@@ -21,6 +21,7 @@ import { NdjsonFileSink } from "../sink/ndjson-file-sink.js";
 import { DirWatcher } from "../tail/dir-watcher.js";
 import { Tailer } from "../tail/tailer.js";
 import { VERSION } from "../version.js";
+import { RecordEnvelope } from "./record-envelope.js";
 
 /** Counters the daemon keeps (exported as Prometheus metrics by the observability issue). */
 export interface DaemonCounters {
@@ -99,8 +100,6 @@ export async function runDaemon(
     processMetrics: (options.processMetrics ?? true) && config.metrics.listen !== "off",
   });
   const readiness = new Readiness(config.inputs, config.output.kind);
-  // Events the backend rejected (dead-lettered): acknowledged, but not counted as delivered.
-  const rejected = new WeakSet<Envelope>();
 
   for (const warning of config.warnings) log("warn", "configuration", { source: config.source, warning });
   const store = new CheckpointStore(config.stateDir);
@@ -142,7 +141,7 @@ export async function runDaemon(
     output = new HttpOutput(settings, {
       deadLetter: async (r) => {
         counters.deadLetters++;
-        rejected.add(r.envelope);
+        if (r.envelope instanceof RecordEnvelope) r.envelope.rejected = true;
         const o = r.envelope.origin;
         metrics.deadLettered(o?.input ?? "unknown", "rejected-by-output");
         await deadLetter.appendAt(o, {
@@ -255,31 +254,13 @@ export async function runDaemon(
       hasRoom: () =>
         batcher.inFlightEvents < config.inFlight.maxEvents &&
         batcher.inFlightBytes < config.inFlight.maxBytes,
-      record: (file, item, ack) => {
+      record: (file, item, span) => {
         counters.records++;
         const event = encodeEvent(item, ctxFor(file.path), writer);
-        const data = event.data;
-        if (options.onEvent !== undefined) options.onEvent(JSON.parse(data.toString()) as PmtaEvent);
+        if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.data.toString()) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
         counters.events++;
-        const origin = {
-          input: file.input.name,
-          file: file.path,
-          dev: file.dev,
-          ino: file.ino,
-          offset: item.offset,
-          end: item.end,
-        };
-        const envelope: Envelope = {
-          data,
-          ack: () => {
-            ack();
-            if (!rejected.has(envelope)) delivered.n++;
-          },
-          id: event.id,
-          origin,
-        };
-        batcher.push(envelope);
+        batcher.push(new RecordEnvelope(event.data, event.id, file, span, delivered));
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;

@@ -7,16 +7,32 @@
  * decoder emitted (record, header, blank line, error). Items that produce no event are added and
  * acknowledged at once, so they advance the checkpoint as soon as everything before them has.
  */
-interface Span {
-  readonly start: number;
-  readonly end: number;
-  acked: boolean;
+/**
+ * One span handed out: the handle the output acknowledges it through. It is the only object a
+ * record costs here (no map from offsets to spans, no closure), and it lives as long as the record
+ * is in flight.
+ */
+export class Span {
+  acked = false;
+
+  constructor(
+    readonly start: number,
+    readonly end: number,
+    private readonly tracker: AckTracker,
+  ) {}
+
+  /** The output has it. Again is harmless (a retried batch), and so is an ack after a reset (the
+   * tracker it names was replaced; nothing reads it any more). */
+  ack(): void {
+    if (this.acked) return;
+    this.acked = true;
+    this.tracker.advance();
+  }
 }
 
 export class AckTracker {
   private readonly spans: Span[] = [];
   private head = 0;
-  private readonly byStart = new Map<number, Span>();
   private acked: number;
   private added: number;
 
@@ -40,39 +56,47 @@ export class AckTracker {
     return this.spans.length - this.head;
   }
 
-  add(start: number, end: number, alreadyAcked = false): void {
+  /** Adds the next span of the file; returns its handle to acknowledge it through. */
+  add(start: number, end: number): Span {
+    this.follow(start, end);
+    const span = new Span(start, end, this);
+    this.spans.push(span);
+    return span;
+  }
+
+  /** Adds a span with nothing to deliver (a header, a blank line, a dead-lettered record). */
+  skip(start: number, end: number): void {
+    this.follow(start, end);
+    if (this.pending === 0) {
+      this.acked = end;
+      return;
+    }
+    const span = new Span(start, end, this);
+    span.acked = true;
+    this.spans.push(span);
+  }
+
+  private follow(start: number, end: number): void {
     if (start !== this.added) {
       throw new Error(
         `ack tracker: span ${start}-${end} does not follow ${this.added} (spans must tile the file)`,
       );
     }
     this.added = end;
-    if (alreadyAcked && this.pending === 0) {
-      this.acked = end;
-      return;
-    }
-    const span: Span = { start, end, acked: alreadyAcked };
-    this.spans.push(span);
-    if (!alreadyAcked) this.byStart.set(start, span);
-    this.advance();
   }
 
-  ack(start: number): void {
-    const span = this.byStart.get(start);
-    if (span === undefined) return; // acknowledged twice (a retried batch): harmless
-    this.byStart.delete(start);
-    span.acked = true;
-    this.advance();
-  }
-
-  private advance(): void {
-    while (this.head < this.spans.length && (this.spans[this.head] as Span).acked) {
-      this.acked = (this.spans[this.head] as Span).end;
-      this.head++;
+  /** Moves the prefix over the acknowledged spans at its head (Span.ack calls it). */
+  advance(): void {
+    const spans = this.spans;
+    let head = this.head;
+    while (head < spans.length && (spans[head] as Span).acked) {
+      this.acked = (spans[head] as Span).end;
+      head++;
     }
+    this.head = head;
     // Compact now and then so the array does not grow with the file.
-    if (this.head > 1024 && this.head * 2 > this.spans.length) {
-      this.spans.splice(0, this.head);
+    if (head > 1024 && head * 2 > spans.length) {
+      spans.splice(0, head);
       this.head = 0;
     }
   }

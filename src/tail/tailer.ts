@@ -4,7 +4,7 @@ import type { FileCheckpoint } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
 import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../decode/accounting-decoder.js";
 import { headerFromLine, isHeaderRow } from "../decode/header.js";
-import { AckTracker } from "./ack-tracker.js";
+import { AckTracker, type Span } from "./ack-tracker.js";
 import { type DiscoveredFile, listInputFiles, oldestFirst } from "./discover.js";
 import { type ContentMarks, contentMarks, identityKey, verifyMarks } from "./file-identity.js";
 
@@ -54,8 +54,8 @@ interface ReadRoundState {
 export interface TailerSink {
   /** Room for more events? (the in-flight window) */
   hasRoom(): boolean;
-  /** One record to deliver; `ack` must be called once the output acknowledged it. */
-  record(file: TrackedFileView, item: Extract<DecodedItem, { kind: "record" }>, ack: () => void): void;
+  /** One record to deliver; `span.ack()` once the output acknowledged it. */
+  record(file: TrackedFileView, item: Extract<DecodedItem, { kind: "record" }>, span: Span): void;
   /** A span that cannot be delivered; resolves once it is durably recorded. */
   deadLetter(
     file: TrackedFileView,
@@ -685,19 +685,17 @@ export class Tailer {
       const item = queue[i] as DecodedItem;
       if (item.kind === "record") {
         if (types !== undefined && !types.includes(item.type)) {
-          tracker.add(item.offset, item.end, true);
+          tracker.skip(item.offset, item.end);
           continue;
         }
         if (!this.sink.hasRoom()) break;
-        tracker.add(item.offset, item.end);
-        const start = item.offset;
-        this.sink.record(t, item, () => tracker.ack(start));
+        this.sink.record(t, item, tracker.add(item.offset, item.end));
       } else if (item.kind === "error") {
         const preview = await this.preview(t, item.offset, item.end);
         await this.sink.deadLetter(t, item, preview);
-        tracker.add(item.offset, item.end, true);
+        tracker.skip(item.offset, item.end);
       } else {
-        tracker.add(item.offset, item.end, true);
+        tracker.skip(item.offset, item.end);
       }
     }
     t.backlog = i === queue.length ? [] : queue.slice(i);

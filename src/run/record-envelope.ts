@@ -1,0 +1,48 @@
+import type { Envelope, EnvelopeOrigin } from "../deliver/batcher.js";
+import type { DeliveredSlot } from "../observe/metrics.js";
+import type { Span } from "../tail/ack-tracker.js";
+import type { TrackedFileView } from "../tail/tailer.js";
+
+/**
+ * One record's event on its way to the output. A window of 10,000 of these is alive at any time and
+ * most outlive a young-generation GC, so each is one flat object: no closure for the ack, no origin
+ * object unless a dead letter asks for it.
+ */
+export class RecordEnvelope implements Envelope {
+  /** Set when the backend rejected the event (dead-lettered): acknowledged, not counted delivered. */
+  rejected = false;
+  private readonly input: string;
+  private readonly file: string;
+  private readonly dev: number;
+  private readonly ino: number;
+
+  constructor(
+    readonly data: Buffer,
+    readonly id: string,
+    from: TrackedFileView,
+    private readonly span: Span,
+    private readonly delivered: DeliveredSlot,
+  ) {
+    // Copied now: the path is the one the record was read under, even if the file moves on.
+    this.input = from.input.name;
+    this.file = from.path;
+    this.dev = from.dev;
+    this.ino = from.ino;
+  }
+
+  ack(): void {
+    this.span.ack();
+    if (!this.rejected) this.delivered.n++;
+  }
+
+  get origin(): EnvelopeOrigin {
+    return {
+      input: this.input,
+      file: this.file,
+      dev: this.dev,
+      ino: this.ino,
+      offset: this.span.start,
+      end: this.span.end,
+    };
+  }
+}
