@@ -6,7 +6,8 @@
  * changes meaning mid-run), and the busiest values are almost always among the first seen.
  */
 export class LabelCap {
-  private readonly kept = new Set<string>();
+  /** Each kept value, mapped to the first string seen with it. */
+  private readonly kept = new Map<string, string>();
 
   constructor(
     private readonly max: number,
@@ -18,10 +19,15 @@ export class LabelCap {
     if (value === undefined || value === "") return this.missing;
     // Prometheus accepts any UTF-8 label value, but a 10 KiB one is a log line, not a label.
     const v = value.length > 64 ? value.slice(0, 64) : value;
-    if (this.kept.has(v)) return v;
+    // The kept string, not `v`: every record brings a fresh string, and the callers' maps would
+    // hash it again, where the kept one carries its hash from the first time.
+    const kept = this.kept.get(v);
+    if (kept !== undefined) return kept;
     if (this.kept.size >= this.max) return "other";
-    this.kept.add(v);
-    return v;
+    // A copy of its own: `v` is a slice of a whole record's text, which it would keep alive.
+    const own = Buffer.from(v).toString();
+    this.kept.set(v, own);
+    return own;
   }
 
   get size(): number {
