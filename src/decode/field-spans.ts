@@ -7,7 +7,26 @@
 
 const COMMA = 0x2c;
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
+
+/** What a byte is to the splitter. */
+const PLAIN = 0;
+const SEPARATOR = 1;
+const DOUBLE_QUOTE = 2;
+/** JSON writes it escaped: a control byte or a backslash. */
+const ESCAPED = 3;
+/** Part of a multi-byte UTF-8 sequence. */
+const NON_ASCII = 4;
+const KIND = new Uint8Array(256).map((_, b) =>
+  b === COMMA
+    ? SEPARATOR
+    : b === QUOTE
+      ? DOUBLE_QUOTE
+      : b < 0x20 || b === 0x5c
+        ? ESCAPED
+        : b >= 0x80
+          ? NON_ASCII
+          : PLAIN,
+);
 
 /** Field i is bytes [from[i], to[i]) of the record: inside the quotes for a quoted field. */
 export class FieldSpans {
@@ -15,7 +34,7 @@ export class FieldSpans {
   to = new Int32Array(64);
   /** 1 when field i's bytes go into a JSON string as they are: no quote, backslash or control byte. */
   clean = new Uint8Array(64);
-  /** OR of every byte seen: bit 7 set when the record holds anything but ASCII. */
+  /** 0x80 when the record holds anything but ASCII, else 0. */
   high = 0;
 
   /**
@@ -38,16 +57,19 @@ export class FieldSpans {
         for (;;) {
           if (j >= n) return -1; // never closed
           const b = src[j] as number;
-          high |= b;
-          if (b === QUOTE) {
-            if (src[j + 1] === QUOTE && j + 1 < n) {
-              dirty = true;
-              j += 2;
-              continue;
+          const kind = KIND[b] as number;
+          if (kind !== PLAIN && kind !== SEPARATOR) {
+            if (kind === DOUBLE_QUOTE) {
+              if (src[j + 1] === QUOTE && j + 1 < n) {
+                dirty = true;
+                j += 2;
+                continue;
+              }
+              break;
             }
-            break;
+            if (kind === ESCAPED) dirty = true;
+            else high = 0x80;
           }
-          if (b < 0x20 || b === BACKSLASH) dirty = true;
           j++;
         }
         end = j;
@@ -55,12 +77,15 @@ export class FieldSpans {
         if (i < n && src[i] !== COMMA) return -1; // text after the closing quote
       } else {
         start = i;
+        // One table load per byte; only the rare kinds take a second look.
         while (i < n) {
-          const b = src[i] as number;
-          if (b === COMMA) break;
-          if (b === QUOTE) return -1; // a quote inside an unquoted field
-          if (b < 0x20 || b === BACKSLASH) dirty = true;
-          high |= b;
+          const kind = KIND[src[i] as number] as number;
+          if (kind !== PLAIN) {
+            if (kind === SEPARATOR) break;
+            if (kind === DOUBLE_QUOTE) return -1; // a quote inside an unquoted field
+            if (kind === ESCAPED) dirty = true;
+            else high = 0x80;
+          }
           i++;
         }
         end = i;
