@@ -7,6 +7,7 @@ import {
   parseDsnStatus,
   parsePmtaTime,
 } from "../src/decode/field-values.js";
+import { createRng } from "../src/simulate/rng.js";
 
 describe("parsePmtaTime", () => {
   it("reads PowerMTA's local time with a numeric offset as UTC", () => {
@@ -113,5 +114,76 @@ describe("parseDsnMta / domainOf", () => {
     assert.equal(domainOf("xxxx@YMAIL.COM"), "ymail.com");
     assert.equal(domainOf("Jane <jane@Example.org>"), "example.org");
     assert.equal(domainOf("no-at-sign"), undefined);
+  });
+
+  it("gives what the general rules give, on the fast path's edges too", () => {
+    // The rules as first written (no fast path): the reference.
+    const mtaReference = (raw: string): { host?: string; ip?: string } | undefined => {
+      if (raw === "") return undefined;
+      let value = raw.trim();
+      if (value.length > 4 && value.slice(0, 4).toLowerCase() === "dns;") value = value.slice(4).trim();
+      const open = value.lastIndexOf("(");
+      if (open < 0 || !value.endsWith(")")) return value === "" ? undefined : { host: value.toLowerCase() };
+      const host = value.slice(0, open).trim().toLowerCase();
+      const ip = value.slice(open + 1, -1).trim();
+      const out: { host?: string; ip?: string } = {};
+      if (host !== "") out.host = host;
+      if (ip !== "") out.ip = ip;
+      return out;
+    };
+    const domainReference = (address: string): string | undefined => {
+      const at = address.lastIndexOf("@");
+      if (at < 0) return undefined;
+      let domain = address.slice(at + 1);
+      const close = domain.search(/[>\s,;]/);
+      if (close >= 0) domain = domain.slice(0, close);
+      domain = domain.trim().toLowerCase().replace(/\.$/, "");
+      return domain === "" ? undefined : domain;
+    };
+    const rng = createRng(3);
+    const parts = [
+      "mx",
+      ".",
+      "-",
+      "a",
+      "Z",
+      "9",
+      " ",
+      "(",
+      ")",
+      "1",
+      ":",
+      "f",
+      "@",
+      ";",
+      "dns;",
+      "\t",
+      ">",
+      "é",
+    ];
+    const edges = [
+      "mx1.example.com (192.0.2.1)",
+      "mx.a (::1)",
+      "a (1)",
+      "mx (1.2.3.4) ",
+      " mx (1)",
+      "mx  (1)",
+      "MX (1)",
+      "mx (1 )",
+      "mx ()",
+      "(1)",
+      "x@example.com",
+      "x@example.com.",
+      "x@ex ample.com",
+      "x@",
+      "@a",
+    ];
+    for (let n = 0; n < 30_000 + edges.length; n++) {
+      let s = edges[n] ?? "";
+      const len = n < edges.length ? 0 : rng.int(0, 14);
+      for (let k = 0; k < len; k++) s += rng.pick(parts);
+      assert.deepEqual(parseDsnMta(s), mtaReference(s), JSON.stringify(s));
+      assert.equal(domainOf(s), domainReference(s), JSON.stringify(s));
+    }
   });
 });

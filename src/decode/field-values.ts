@@ -175,6 +175,16 @@ function normalizeCode(code: string): string {
     .join(".");
 }
 
+/** `a-z 0-9 . -`: a host name as written in lower case. */
+function isDomainChar(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d;
+}
+
+/** What an IPv4 or IPv6 address is written with. */
+function isAddressChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x3a) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2e;
+}
+
 export interface ParsedMta {
   readonly host?: string;
   readonly ip?: string;
@@ -183,6 +193,18 @@ export interface ParsedMta {
 /** `dsnMta`: `mx1.example.com (192.0.2.1)`; a bare host or a `dns;` prefix are accepted too. */
 export function parseDsnMta(raw: string | undefined): ParsedMta | undefined {
   if (raw === undefined || raw === "") return undefined;
+  // The usual form, `mx1.example.com (192.0.2.1)` with the host already in lower case, needs no
+  // trimming or case change: two slices.
+  const n = raw.length;
+  if (raw.charCodeAt(n - 1) === 0x29) {
+    const open = raw.lastIndexOf("(");
+    if (open > 1 && raw.charCodeAt(open - 1) === 0x20 && open + 2 < n) {
+      let plain = true;
+      for (let i = 0; plain && i < open - 1; i++) plain = isDomainChar(raw.charCodeAt(i));
+      for (let i = open + 1; plain && i < n - 1; i++) plain = isAddressChar(raw.charCodeAt(i));
+      if (plain) return { host: raw.slice(0, open - 1), ip: raw.slice(open + 1, n - 1) };
+    }
+  }
   // Plain string operations: this runs for every bounce, and a lazy regex here backtracks heavily.
   let value = raw.trim();
   if (value.length > 4 && value.slice(0, 4).toLowerCase() === "dns;") value = value.slice(4).trim();
@@ -201,6 +223,11 @@ export function domainOf(address: string | undefined): string | undefined {
   if (address === undefined) return undefined;
   const at = address.lastIndexOf("@");
   if (at < 0) return undefined;
+  // Usually the rest already is the domain: lower case, nothing to cut, no trailing dot.
+  const n = address.length;
+  let plain = at + 1 < n && address.charCodeAt(n - 1) !== 0x2e;
+  for (let i = at + 1; plain && i < n; i++) plain = isDomainChar(address.charCodeAt(i));
+  if (plain) return address.slice(at + 1);
   let domain = address.slice(at + 1);
   const close = domain.search(/[>\s,;]/);
   if (close >= 0) domain = domain.slice(0, close);
