@@ -196,14 +196,17 @@ export class AccountingDecoder {
     if (values.length !== header.width) {
       warnings.push(`columns: ${values.length} fields, header has ${header.width}`);
     }
-    if (!KNOWN_TYPES.has(first)) warnings.push(`type: unknown record type "${truncate(first, 20)}"`);
+    // The known type's own constant string rather than this record's slice of its text: later maps
+    // keyed by type (metrics, caches) find a constant's hash already computed.
+    const type = KNOWN_TYPES.get(first);
+    if (type === undefined) warnings.push(`type: unknown record type "${truncate(first, 20)}"`);
 
     this.fileKey ??= computeFileKey(this.header?.line ?? "", text);
     const record: DecodedRecord = {
       kind: "record",
       offset: span.start,
       end: span.end,
-      type: first,
+      type: type ?? first,
       values,
       header,
       columnSource: source,
@@ -236,7 +239,9 @@ export class AccountingDecoder {
 }
 
 const REPLACEMENT_BYTES = Buffer.from([0xef, 0xbf, 0xbd]);
-const KNOWN_TYPES: ReadonlySet<string> = new Set(["d", "b", "t", "tq", "r", "rb", "rs", "f"]);
+const KNOWN_TYPES: ReadonlyMap<string, string> = new Map(
+  ["d", "b", "t", "tq", "r", "rb", "rs", "f"].map((t) => [t, t]),
+);
 
 function isList(f: FallbackColumns): f is readonly string[] {
   return Array.isArray(f);
