@@ -5,6 +5,7 @@ import {
   parseDsnMta,
   parseDsnStatus,
 } from "../decode/field-values.js";
+import { ownString } from "../decode/own-string.js";
 import type { OperatorRule } from "./operator-rules.js";
 import { type Provider, providerOf } from "./providers.js";
 import {
@@ -124,20 +125,22 @@ export class Classifier {
       this.cache = new Map();
       this.cached = 0;
     }
+    // The entry outlives the record: nothing in it may be a slice of the record's text (ownString).
+    const kept = ownResult(result);
     const entry: CacheEntry = {
       type: keyType,
-      status,
-      action,
-      category,
+      status: ownString(status),
+      action: ownString(action),
+      category: ownString(category),
       provider,
       check,
-      result,
+      result: kept,
     };
     const list = this.cache.get(hash);
     if (list === undefined) this.cache.set(hash, [entry]);
     else list.push(entry);
     this.cached++;
-    return result;
+    return kept;
   }
 
   private providerFor(
@@ -153,7 +156,7 @@ export class Classifier {
       if (byMx === undefined) {
         byMx = providerOf(host, undefined);
         if (this.mxProviders.size >= 50_000) this.mxProviders.clear();
-        this.mxProviders.set(host, byMx);
+        this.mxProviders.set(ownString(host), byMx);
       }
       if (byMx !== "other") return byMx;
     }
@@ -162,7 +165,7 @@ export class Classifier {
     if (byDomain === undefined) {
       byDomain = providerOf(undefined, recipientDomain);
       if (this.domainProviders.size >= 50_000) this.domainProviders.clear();
-      this.domainProviders.set(recipientDomain, byDomain);
+      this.domainProviders.set(ownString(recipientDomain), byDomain);
     }
     return byDomain;
   }
@@ -311,6 +314,16 @@ interface CacheEntry {
    */
   readonly check: number;
   readonly result: Classification;
+}
+
+/** A classification with strings of its own (see ownString). */
+function ownResult(c: Classification): Classification {
+  return {
+    ...c,
+    evidence: ownString(c.evidence),
+    ...(c.status === undefined ? {} : { status: ownString(c.status) }),
+    ...(c.statusText === undefined ? {} : { statusText: ownString(c.statusText) }),
+  };
 }
 
 const FNV_OFFSET = 0x811c9dc5;

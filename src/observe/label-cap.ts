@@ -1,3 +1,5 @@
+import { ownString } from "../decode/own-string.js";
+
 /**
  * Bounds the values a free-form label (vmta, job) can take. PowerMTA hosts run from a handful to
  * thousands of virtual MTAs and one job id per campaign; a label per value would grow Prometheus'
@@ -24,8 +26,7 @@ export class LabelCap {
     const kept = this.kept.get(v);
     if (kept !== undefined) return kept;
     if (this.kept.size >= this.max) return "other";
-    // A copy of its own: `v` is a slice of a whole record's text, which it would keep alive.
-    const own = Buffer.from(v).toString();
+    const own = ownString(v);
     this.kept.set(v, own);
     return own;
   }

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { providerOf } from "../classify/providers.js";
 import { isReason, REASON_INFO } from "../classify/taxonomy.js";
+import { ownString } from "../decode/own-string.js";
 import type { EncodedEvent } from "../event/encode-event.js";
 import { LabelCap } from "./label-cap.js";
 
@@ -437,7 +438,7 @@ export class PipelineMetrics {
     if (provider === undefined) {
       provider = providerOf(undefined, event.recipientDomain);
       if (this.providerByDomain.size >= 10_000) this.providerByDomain.clear();
-      this.providerByDomain.set(domain, provider);
+      this.providerByDomain.set(ownString(domain), provider);
     }
     const key = `${kind}|${provider}`;
     let made = this.mailByKind.get(key);
