@@ -38,6 +38,8 @@ export interface TailerOptions {
   readonly readChunkBytes?: number;
   /** Read buffers: one for the file being handed on, the others for files read ahead (default 8). */
   readonly readers?: number;
+  /** Time budget of a read round (default 200 ms; at least one chunk is read). */
+  readonly roundMs?: number;
 }
 
 /** A file's first chunk read ahead; "nothing" to read now; undefined: not tried (no room then). */
@@ -46,9 +48,18 @@ type Ahead = DecodedItem[] | "nothing" | undefined;
 interface ReadRoundState {
   openNow: number;
   progressed: boolean;
-  /** The window is full: nothing more is handed on (or read ahead) this round. */
+  /** The window is full, or the round's time is up: nothing more is handed on (or read ahead). */
   stop: boolean;
+  /** When the round gives control back to the daemon's loop (performance.now() time). */
+  deadline: number;
 }
+
+/**
+ * How long one read round may go on. A round that read a large file to its end while the window
+ * had room (the output keeping up: the usual catch-up) held the daemon's loop for as long: no
+ * checkpoint was written for the whole catch-up, and a stop signal waited for its end.
+ */
+const ROUND_MS = 200;
 
 /** What the tailer needs from the rest of the daemon. */
 export interface TailerSink {
@@ -243,13 +254,21 @@ export class Tailer {
     // The newest live file of each input first, then the rest oldest first: a backlog of archived
     // files (an outage, 100,000 small files) must not hold back the bounces PowerMTA writes now,
     // and among archived files the oldest are nearest to their retention deadline.
+    const t0 = now();
     const current = (f: Tracked): number => (f.live && !f.newerExists ? 0 : 1);
     const order = [...this.files.values()]
       .filter((f) => !f.finished)
       .sort((a, b) => current(a) - current(b) || oldestFirst(a, b));
     // Counted once, then kept up to date here: asking per file made a round O(files²) (10,000 archived
     // files: a quarter of the CPU).
-    const round: ReadRoundState = { openNow: this.openDescriptors, progressed: false, stop: false };
+    const round: ReadRoundState = {
+      openNow: this.openDescriptors,
+      progressed: false,
+      stop: false,
+      // Never much shorter than ordering the files took (100,000 archived files), or rounds would be
+      // mostly ordering.
+      deadline: now() + Math.max(this.options.roundMs ?? ROUND_MS, 4 * (now() - t0)),
+    };
     // Records are handed on strictly in `order`; only the I/O overlaps. Every open, fstat and read is
     // a trip through libuv's thread pool, and taking files one after the other left the process
     // waiting on them (100,000 tiny archived files: half the time idle). So while one file is handed
@@ -275,11 +294,13 @@ export class Tailer {
     for (let p = pending.shift(); p !== undefined; p = pending.shift()) {
       const ahead = await p.first;
       if (round.stop) {
-        // Read ahead, but an earlier file filled the window: handed on first thing next round.
+        // Read ahead, but the window filled or the time is up: handed on first thing next round.
         if (Array.isArray(ahead)) p.t.backlog = p.t.backlog.concat(ahead);
         continue;
       }
       if (ahead !== "nothing") await this.readOn(p.t, ahead, main, round);
+      // Many small files take time too: no new ones once the round's time is up.
+      if (now() >= round.deadline) round.stop = true;
       fill();
     }
     return round.progressed;
@@ -318,6 +339,11 @@ export class Tailer {
       const items = await this.readChunk(t, chunk, round);
       if (items === undefined) break;
       await this.handOn(t, items);
+      if (now() >= round.deadline) {
+        // Time to checkpoint, list and seal; this file is first again next round.
+        round.stop = true;
+        return;
+      }
     }
   }
 
