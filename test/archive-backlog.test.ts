@@ -99,6 +99,20 @@ describe("an archive backlog larger than one listing adopts", () => {
     assert.ok(ids.indexOf("live-1") < ARCHIVED, "a record appended during the catch-up is not last in line");
   });
 
+  it("lists again as soon as the adopted files are read, not after the rescan interval", async () => {
+    // An hour between regular listings: only the reader running dry can bring the last 500 files in.
+    const { ws } = backlog({ rescanInterval: "1h" });
+    const run = startRun(ws);
+    await waitUntil(
+      () => deliveredIds(ws).length >= ARCHIVED + 1,
+      60_000,
+      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.equal(new Set(deliveredIds(ws)).size, ARCHIVED + 1);
+  });
+
   it("startAt: end skips every file present at start, however many listings adopting them takes", async () => {
     const { ws, live } = backlog({ startAt: "end" });
     const run = startRun(ws);

@@ -416,12 +416,17 @@ export async function runDaemon(
       log("info", "metrics endpoint listening", { address: metricsServer.address });
       options.onMetricsListening?.(metricsServer.address);
     }
+    let progressedLast = true;
     while (!stopping) {
       const t = performance.now();
       // A listing of a huge archive (100,000 files) takes a while; never spend more than about a
       // third of the time listing, or reading starves — watcher hints included.
       const scanDue = lastScan + Math.max(config.rescanIntervalMs, 2 * lastScanMs);
-      if ((scanRequested && t - lastScan >= 2 * lastScanMs) || t >= scanDue) {
+      // Sooner when the reader ran out of files while the last listing left new ones unadopted (a
+      // large archive backlog): listing again is then all there is to do, though still not more
+      // than half the time (should adopting fail for good, listing must not become a busy loop).
+      const starved = tailer.moreToAdopt && !progressedLast && t - lastScan >= lastScanMs;
+      if ((scanRequested && t - lastScan >= 2 * lastScanMs) || t >= scanDue || starved) {
         scanRequested = false;
         await tailer.scan(() => stopping);
         for (const w of watchers) w.ensure();
@@ -429,6 +434,7 @@ export async function runDaemon(
         lastScanMs = lastScan - t;
       }
       const progressed = await tailer.readRound();
+      progressedLast = progressed;
       await tailer.sealRound();
       await checkpoint(false, !progressed);
       if (!progressed && !stopping) {

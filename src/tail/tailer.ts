@@ -135,6 +135,8 @@ export class Tailer {
   private readonly restored = new Map<string, FileCheckpoint>();
   private readonly missingReported = new Set<string>();
   private initialScanDone = false;
+  /** The last listing found more new files than a scan adopts (ADOPT_PER_SCAN). */
+  moreToAdopt = false;
   /** One read buffer per concurrent reader (see readRound). */
   private readonly chunks: Buffer[];
 
@@ -243,6 +245,7 @@ export class Tailer {
     }
     // startAt applies to every file present at start, however many listings adopting them takes.
     if (complete) this.initialScanDone = true;
+    this.moreToAdopt = !complete;
   }
 
   /**
