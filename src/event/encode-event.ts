@@ -293,10 +293,10 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   w.raw(KIND[kind]);
   field(0);
   w.raw(TIME);
-  w.bytes(logged.json, logged.length);
+  w.raw(logged.json, logged.length);
   if (queuedAt >= 0) {
     w.raw(QUEUED_AT);
-    w.bytes(queued.json, queued.length);
+    w.raw(queued.json, queued.length);
   }
   const origAt = firstFilled(at.orig);
   if (origAt >= 0) {
@@ -408,8 +408,8 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     kind,
     recordType: type,
     recipientDomain,
-    vmta: get("vmta"),
-    jobId: get("jobId"),
+    vmta: vmtaAt < 0 ? undefined : values[vmtaAt],
+    jobId: jobAt < 0 ? undefined : values[jobAt],
     bounce: bounce?.c,
   };
 }

@@ -54,35 +54,21 @@ export class EventWriter {
     return this.buf.subarray(this.start, this.pos);
   }
 
-  /** Abandons the event written since `begin`. */
-  cancel(): void {
-    this.pos = this.start;
-  }
-
   /** One ASCII byte: a separator or a bracket. */
   byte(b: number): void {
     this.buf[this.pos++] = b;
   }
 
-  /** Bytes as they are (pre-encoded JSON). */
-  raw(bytes: Uint8Array): void {
+  /** The first `n` bytes of `bytes` (all of them by default), as they are: pre-encoded JSON. */
+  raw(bytes: Uint8Array, n = bytes.length): void {
     const buf = this.buf;
     let o = this.pos;
-    const n = bytes.length;
     if (n > 32) {
-      if (o + n <= buf.length) buf.set(bytes, o);
+      if (o + n <= buf.length) buf.set(n === bytes.length ? bytes : bytes.subarray(0, n), o);
       o += n;
     } else {
       for (let i = 0; i < n; i++) buf[o++] = bytes[i] as number;
     }
-    this.pos = o;
-  }
-
-  /** The first `n` bytes of `bytes`, as they are. */
-  bytes(bytes: Uint8Array, n: number): void {
-    const buf = this.buf;
-    let o = this.pos;
-    for (let i = 0; i < n; i++) buf[o++] = bytes[i] as number;
     this.pos = o;
   }
 
