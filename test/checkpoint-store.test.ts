@@ -257,6 +257,31 @@ describe("CheckpointStore on real files", () => {
     }
   });
 
+  it("writes a document larger than one write piece (many MiB, an entry longer than a piece) byte for byte, and reuses checked entries as they are", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir);
+    await store.load();
+    const files = Array.from({ length: 12_000 }, (_, i) =>
+      entry(1000 + i, { ino: i + 1, path: `/var/log/pmta/accounting/bounces/é-${i}-😀.csv` }),
+    );
+    // 3 bytes per UTF-16 unit exceed a 1 MiB piece: written as a piece of its own.
+    files[7] = entry(77, { ino: 8, header: `${HEADER},${"x".repeat(400_000)}` });
+    const saved = await store.save(files);
+    const bytes = readFileSync(store.path);
+    assert.ok(bytes.length > 5 * 1024 * 1024, `${bytes.length} bytes`);
+    assert.deepEqual(bytes, Buffer.from(encodeCheckpointFile(saved)), "same bytes as the in-memory encoder");
+    const loaded = await new CheckpointStore(dir).load();
+    assert.deepEqual(loaded.problems, []);
+    assert.deepEqual(loaded.snapshot.files, files);
+    // The same objects again (the tailer hands finished files' entries over unchanged), plus one
+    // with a stray field: the stray field is not persisted, the rest is written as before.
+    const extra = { ...entry(5, { ino: 999_999 }), note: "caller-side" } as FileCheckpoint;
+    const again = await store.save([...files, extra]);
+    const reread = await new CheckpointStore(dir).load();
+    assert.equal(reread.snapshot.generation, again.generation);
+    assert.deepEqual(reread.snapshot.files, [...files, entry(5, { ino: 999_999 })]);
+  });
+
   it("refuses malformed entries before touching the disk", async () => {
     const dir = freshDir();
     const store = new CheckpointStore(dir);
@@ -573,6 +598,13 @@ class CrashableFs implements StoreFs {
       write: async (chunk) => {
         this.step("write", path, true);
         node.data = Buffer.concat([node.data, chunk]);
+        node.dirty = true;
+      },
+      writeAt: async (chunk, position) => {
+        this.step("pwrite", path, true);
+        const data = Buffer.from(node.data);
+        data.set(chunk, position);
+        node.data = data;
         node.dirty = true;
       },
       sync: async () => {

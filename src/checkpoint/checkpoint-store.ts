@@ -264,7 +264,6 @@ export class CheckpointStore {
       writtenAt: new Date().toISOString(),
       files,
     };
-    const bytes = encodeCheckpointFile(snapshot);
     let step: Step = { op: "mkdir", path: this.dir };
     try {
       if (!this.dirReady) {
@@ -291,7 +290,17 @@ export class CheckpointStore {
       const handle = await this.fs.openForWrite(this.tmpPath);
       try {
         step = { op: "write", path: this.tmpPath };
-        await handle.write(bytes);
+        // The checksum line comes first but covers the body: a placeholder of the same length goes
+        // first, the body is hashed as it is written, and the real line is written over the
+        // placeholder before the fsync. A crash in between leaves a .tmp whose checksum does not
+        // match, which load() rejects like any torn write.
+        await handle.write(checksumLine("0".repeat(64)));
+        const hash = createHash("sha256");
+        for (const chunk of encodeCheckpointBody(snapshot)) {
+          hash.update(chunk);
+          await handle.write(chunk);
+        }
+        await handle.writeAt(checksumLine(hash.digest("hex")), 0);
         crashPoint("ckpt-after-temp-write");
         step = { op: "fsync", path: this.tmpPath };
         await handle.sync();
@@ -403,19 +412,53 @@ export function expireCheckpoints(
 
 /** Serialises a snapshot in format v1 (header line with checksum, then JSON with one entry per line). */
 export function encodeCheckpointFile(snapshot: CheckpointSnapshot): Uint8Array {
+  const body: Buffer[] = [];
+  const hash = createHash("sha256");
+  for (const chunk of encodeCheckpointBody(snapshot)) {
+    hash.update(chunk);
+    body.push(Buffer.from(chunk)); // the generator reuses its buffer
+  }
+  return Buffer.concat([checksumLine(hash.digest("hex")), ...body]);
+}
+
+/** The first line of a v1 file; always the same length (SHA-256 in hex is 64 characters). */
+function checksumLine(hex: string): Buffer {
+  return Buffer.from(`${MAGIC} v${CHECKPOINT_FORMAT_VERSION} sha256=${hex}\n`, "utf8");
+}
+
+const CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * The JSON body of a v1 file, one entry per line, in pieces of up to 1 MiB made as they are written.
+ * Each piece is a view of one buffer that the next piece overwrites: use it (write it, hash it)
+ * before asking for the next. A 100,000-file archive makes a 50 MB document; built whole (one
+ * string, one buffer, one more with the header line in front) it was ~200 MB of garbage per save,
+ * most of it in V8's large-object space, and the daemon's RSS followed.
+ */
+export function* encodeCheckpointBody(snapshot: CheckpointSnapshot): Generator<Buffer> {
+  const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  let n = 0;
+  function* put(text: string): Generator<Buffer> {
+    // Up to 3 bytes per UTF-16 unit: a cheap bound instead of Buffer.byteLength.
+    if (n + 3 * text.length > CHUNK_BYTES && n > 0) {
+      yield buf.subarray(0, n);
+      n = 0;
+    }
+    if (3 * text.length > CHUNK_BYTES) yield Buffer.from(text, "utf8");
+    else n += buf.write(text, n, "utf8");
+  }
   const head = JSON.stringify({
     version: CHECKPOINT_FORMAT_VERSION,
     generation: snapshot.generation,
     writtenAt: snapshot.writtenAt,
   });
-  const entries = snapshot.files.map((f) => JSON.stringify(canonicalEntry(f)));
-  const list = entries.length === 0 ? "" : `\n${entries.join(",\n")}\n`;
-  const body = Buffer.from(`${head.slice(0, -1)},"files":[${list}]}\n`, "utf8");
-  const digest = createHash("sha256").update(body).digest("hex");
-  return Buffer.concat([
-    Buffer.from(`${MAGIC} v${CHECKPOINT_FORMAT_VERSION} sha256=${digest}\n`, "utf8"),
-    body,
-  ]);
+  yield* put(`${head.slice(0, -1)},"files":[`);
+  for (let i = 0; i < snapshot.files.length; i++) {
+    const f = snapshot.files[i] as FileCheckpoint;
+    yield* put(`${i === 0 ? "\n" : ",\n"}${JSON.stringify(canonical.has(f) ? f : canonicalEntry(f))}`);
+  }
+  yield* put(snapshot.files.length === 0 ? "]}\n" : "\n]}\n");
+  if (n > 0) yield buf.subarray(0, n);
 }
 
 /** Parses and verifies one candidate file: the snapshot, or a one-line description of the defect. */
@@ -544,18 +587,68 @@ function canonicalEntry(f: FileCheckpoint): FileCheckpoint {
   };
 }
 
+const CANONICAL_KEYS = Object.keys(
+  canonicalEntry({
+    dev: 0,
+    ino: 0,
+    input: "",
+    path: "",
+    offset: 0,
+    headHash: "",
+    headLen: 0,
+    anchorHash: "",
+    anchorLen: 0,
+    header: "",
+    fileKey: "",
+    finished: false,
+    updatedAt: 0,
+  }),
+);
+
+/**
+ * Entry objects already validated and found canonical (known fields only, in the fixed order), so
+ * saved as they are. Entries are immutable (FileCheckpoint is readonly); the tailer hands the same
+ * objects for every finished file save after save, and a 100,000-file archive was validated and
+ * copied in full on every save.
+ */
+const canonical = new WeakSet<FileCheckpoint>();
+
+function isCanonical(f: FileCheckpoint): boolean {
+  const keys = Object.keys(f);
+  let j = 0;
+  for (const k of CANONICAL_KEYS) {
+    const optional = k === "header" || k === "fileKey";
+    if (keys[j] === k && !(optional && f[k] === undefined)) j++;
+    else if (!optional) return false;
+  }
+  return j === keys.length;
+}
+
 function normaliseEntries(files: readonly FileCheckpoint[]): FileCheckpoint[] {
   // Validated before any I/O: a caller bug (NaN offset, duplicate key) must not produce a generation
   // that the loader would reject, which would silently fall back to an older one on the next start.
   const out: FileCheckpoint[] = [];
-  const keys = new Set<string>();
-  for (const [i, f] of files.entries()) {
-    const entry = validateEntry(f, `files[${i}]`);
+  // Inodes by device, as numbers: a string key per entry made 100,000 strings per save.
+  const keys = new Map<number, Set<number>>();
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i] as FileCheckpoint;
+    let entry: FileCheckpoint | string = f;
+    if (!canonical.has(f)) {
+      entry = validateEntry(f, `files[${i}]`);
+      if (typeof entry !== "string" && isCanonical(f)) {
+        canonical.add(f);
+        entry = f;
+      }
+    }
     if (typeof entry === "string") throw new TypeError(`checkpoint save refused: ${entry}`);
-    const key = `${entry.dev}:${entry.ino}`;
-    if (keys.has(key))
-      throw new TypeError(`checkpoint save refused: files[${i}] is a second entry for file ${key}`);
-    keys.add(key);
+    let inodes = keys.get(entry.dev);
+    if (inodes === undefined) keys.set(entry.dev, (inodes = new Set()));
+    if (inodes.has(entry.ino)) {
+      throw new TypeError(
+        `checkpoint save refused: files[${i}] is a second entry for file ${entry.dev}:${entry.ino}`,
+      );
+    }
+    inodes.add(entry.ino);
     out.push(entry);
   }
   return out;

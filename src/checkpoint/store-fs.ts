@@ -14,6 +14,8 @@ import { mkdir, open, readFile, rename } from "node:fs/promises";
 export interface StoreFileHandle {
   /** Writes all of `data` at the current position (loops over short writes). */
   write(data: Uint8Array): Promise<void>;
+  /** Writes all of `data` at `position` (within what was written already); the position is unchanged. */
+  writeAt(data: Uint8Array, position: number): Promise<void>;
   /** fsync(2): the data written so far is on stable storage when this resolves. */
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -53,6 +55,13 @@ export const nodeStoreFs: StoreFs = {
         let done = 0;
         while (done < data.length) {
           const { bytesWritten } = await handle.write(data, done, data.length - done);
+          done += bytesWritten;
+        }
+      },
+      async writeAt(data, position) {
+        let done = 0;
+        while (done < data.length) {
+          const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
           done += bytesWritten;
         }
       },

@@ -42,6 +42,8 @@ export interface RunConfig {
   readonly inFlight: { readonly maxEvents: number; readonly maxBytes: number };
   readonly rescanIntervalMs: number;
   readonly sealAfterMs: number;
+  /** How often finished archived files are stat'ed again (other listings only read the directory). */
+  readonly archiveRecheckMs: number;
   readonly checkpointIntervalMs: number;
   readonly checkpointRetentionMs: number;
   readonly drainTimeoutMs: number;
@@ -146,6 +148,13 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
       description: "quiet time before a retired file is finished",
     },
     {
+      key: "archiveRecheck",
+      type: "duration",
+      default: "60s",
+      description:
+        "how often finished archived files are stat'ed again (a file replaced under its name is noticed then)",
+    },
+    {
       key: "checkpointInterval",
       type: "duration",
       default: "1s",
@@ -205,6 +214,7 @@ const TOP_KEYS = [
   "inFlight",
   "rescanInterval",
   "sealAfter",
+  "archiveRecheck",
   "checkpointInterval",
   "checkpointRetention",
   "drainTimeout",
@@ -443,6 +453,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
     // Zero would make the daemon loop spin (it waits min(rescanInterval, checkpointInterval)).
     rescanIntervalMs: positiveDur("rescanInterval", dur("rescanInterval", doc.rescanInterval, 1000)),
     sealAfterMs: dur("sealAfter", doc.sealAfter, 60_000),
+    archiveRecheckMs: dur("archiveRecheck", doc.archiveRecheck, 60_000),
     checkpointIntervalMs: positiveDur(
       "checkpointInterval",
       dur("checkpointInterval", doc.checkpointInterval, 1000),

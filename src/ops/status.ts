@@ -42,8 +42,9 @@ export interface StatusFile {
   readonly unreadBytes: number | null;
   readonly finished: boolean;
   /**
-   * The entry's updatedAt: the last checkpoint write that saw the file on disk. The daemon writes a
-   * checkpoint only when some offset advanced, and refreshes this stamp for every file present then.
+   * The entry's updatedAt: when the daemon last saw the file on disk, as of the last checkpoint
+   * write. It writes a checkpoint only when something changed; files being read get the stamp of
+   * that write, finished ones have it renewed by a listing at most once a minute.
    */
   readonly updatedAt: string | null;
   readonly detail?: string;

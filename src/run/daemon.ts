@@ -248,6 +248,7 @@ export async function runDaemon(
       startAt: config.startAt,
       maxRecordBytes: config.maxRecordBytes,
       sealAfterMs: config.sealAfterMs,
+      archiveRecheckMs: config.archiveRecheckMs,
       maxOpenFiles: config.maxOpenFiles,
     },
     {
@@ -335,8 +336,10 @@ export async function runDaemon(
       idle &&
       uncheckpointed > 0 &&
       batcher.inFlightEvents === 0 &&
-      t - lastCheckpointAt >= Math.max(SETTLED_CHECKPOINT_MS, 4 * lastCheckpointMs);
-    if (!force && !windowPressure && !settled && t - lastCheckpointAt < config.checkpointIntervalMs) return;
+      t - lastCheckpointAt >= Math.max(SETTLED_CHECKPOINT_MS, 9 * lastCheckpointMs);
+    // The interval too stretches so that saving stays under a tenth of the time.
+    const due = t - lastCheckpointAt >= Math.max(config.checkpointIntervalMs, 9 * lastCheckpointMs);
+    if (!force && !windowPressure && !settled && !due) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();
     if (signature === lastSignature) return;
@@ -346,8 +349,8 @@ export async function runDaemon(
       await output.sync();
       const nowMs = Date.now();
       const entries = await tailer.checkpoints(nowMs);
-      const kept = store.expire(entries, config.checkpointRetentionMs, nowMs, (e) => e.updatedAt === nowMs);
-      tailer.forget(kept);
+      const kept = store.expire(entries, config.checkpointRetentionMs, nowMs, (e) => tailer.isPresent(e));
+      if (kept.length < entries.length) tailer.forget(kept);
       await store.save(kept);
       counters.checkpointsWritten++;
       metrics.checkpointWritten();
@@ -422,22 +425,24 @@ export async function runDaemon(
       // A listing of a huge archive (100,000 files) takes a while; never spend more than about a
       // third of the time listing, or reading starves — watcher hints included.
       const scanDue = lastScan + Math.max(config.rescanIntervalMs, 2 * lastScanMs);
-      // Sooner when the reader ran out of files while the last listing left new ones unadopted (a
-      // large archive backlog): listing again is then all there is to do, though still not more
-      // than half the time (should adopting fail for good, listing must not become a busy loop).
-      const starved = tailer.moreToAdopt && !progressedLast && t - lastScan >= lastScanMs;
-      if ((scanRequested && t - lastScan >= 2 * lastScanMs) || t >= scanDue || starved) {
+      if ((scanRequested && t - lastScan >= 2 * lastScanMs) || t >= scanDue) {
         scanRequested = false;
         await tailer.scan(() => stopping);
         for (const w of watchers) w.ensure();
         lastScan = performance.now();
         lastScanMs = lastScan - t;
+      } else if (tailer.moreToAdopt && !progressedLast) {
+        // The reader ran out of files while the last listing left new ones (a large archive
+        // backlog): adopt the next of them now rather than at the next listing. Each call takes the
+        // next ADOPT_PER_SCAN of them, so this cannot turn into a busy loop.
+        await tailer.adoptWaiting(() => stopping);
       }
       const progressed = await tailer.readRound();
       progressedLast = progressed;
       await tailer.sealRound();
       await checkpoint(false, !progressed);
-      if (!progressed && !stopping) {
+      // Files left waiting for adoption are adopted by the next turn, not after a wait.
+      if (!progressed && !stopping && !tailer.moreToAdopt) {
         const ms = Math.min(config.rescanIntervalMs, config.checkpointIntervalMs);
         // Acknowledged but not yet saved: come back when the settled checkpoint is allowed.
         await waitForWake(uncheckpointed > 0 ? Math.min(ms, SETTLED_CHECKPOINT_MS) : ms);

@@ -29,14 +29,26 @@ export interface InputLocation {
 
 export interface Listing {
   readonly files: DiscoveredFile[];
+  /** Archived paths listed but not stat'ed (`skipStat`): the caller knows what they are. */
+  readonly unchecked: string[];
   /** Directories that do not exist (yet): waited for, reported once by the caller. */
   readonly missing: string[];
 }
 
+export interface ListOptions {
+  /**
+   * Archived paths the caller already knows as finished files, whose stat it can do without this
+   * time: a 100,000-file archive listed every few seconds spent a third of the daemon's time and
+   * most of its garbage in stat calls that found nothing new. Live files are always stat'ed.
+   */
+  readonly skipStat?: (path: string) => boolean;
+}
+
 const STAT_CONCURRENCY = 32;
 
-export async function listInputFiles(input: InputLocation): Promise<Listing> {
+export async function listInputFiles(input: InputLocation, options: ListOptions = {}): Promise<Listing> {
   const files: DiscoveredFile[] = [];
+  const unchecked: string[] = [];
   const missing: string[] = [];
   const places: Array<[string, boolean]> = [[input.dir, true]];
   if (input.archive !== undefined && input.archive !== input.dir) places.push([input.archive, false]);
@@ -51,20 +63,32 @@ export async function listInputFiles(input: InputLocation): Promise<Listing> {
       }
       throw err;
     }
-    const matching = names.filter((name) => input.pattern.test(name));
+    let matching = names.filter((name) => input.pattern.test(name));
+    // join() per name was a tenth of a 100,000-file listing; names from readdir hold no "/".
+    const prefix = join(dir, "/");
+    const skip = options.skipStat;
+    if (!live && skip !== undefined) {
+      const toStat: string[] = [];
+      for (const name of matching) {
+        const path = prefix + name;
+        if (skip(path)) unchecked.push(path);
+        else toStat.push(name);
+      }
+      matching = toStat;
+    }
     // Several stats in flight: one at a time, a 100,000-file archive took ~10 s to list (a thread-pool
     // round trip each); libuv's pool runs them side by side.
     for (let i = 0; i < matching.length; i += STAT_CONCURRENCY) {
       const chunk = matching.slice(i, i + STAT_CONCURRENCY);
       const stats = await Promise.all(
         // A file can vanish between readdir and stat (rotation in progress): the next listing finds it.
-        chunk.map((name) => stat(join(dir, name)).catch(() => undefined)),
+        chunk.map((name) => stat(prefix + name).catch(() => undefined)),
       );
       chunk.forEach((name, j) => {
         const st = stats[j];
         if (st === undefined || !st.isFile()) return;
         files.push({
-          path: join(dir, name),
+          path: prefix + name,
           name,
           dev: st.dev,
           ino: st.ino,
@@ -76,7 +100,7 @@ export async function listInputFiles(input: InputLocation): Promise<Listing> {
       });
     }
   }
-  return { files, missing };
+  return { files, unchecked, missing };
 }
 
 /**

@@ -1,11 +1,13 @@
+import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
+import { basename } from "node:path";
 import type { FileCheckpoint } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
 import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../decode/accounting-decoder.js";
 import { headerFromLine, isHeaderRow } from "../decode/header.js";
 import { AckTracker, type Span } from "./ack-tracker.js";
-import { type DiscoveredFile, listInputFiles, oldestFirst } from "./discover.js";
+import { type DiscoveredFile, listInputFiles, oldestFirst, orderKey } from "./discover.js";
 import { type ContentMarks, contentMarks, identityKey, verifyMarks } from "./file-identity.js";
 
 /**
@@ -34,6 +36,8 @@ export interface TailerOptions {
   readonly startAt: StartPolicy;
   readonly maxRecordBytes: number;
   readonly sealAfterMs: number;
+  /** How often a listing stat's finished archived files too (default 60 s; see scan). */
+  readonly archiveRecheckMs?: number;
   readonly maxOpenFiles: number;
   readonly readChunkBytes?: number;
   /** Read buffers: one for the file being handed on, the others for files read ahead (default 8). */
@@ -123,20 +127,58 @@ interface Tracked extends TrackedFileView {
   marksOffset: number;
 }
 
+/**
+ * A file read to its end, sealed and wholly acknowledged: all that is kept of it is its checkpoint
+ * entry. An archive of 100,000 files is mostly these, and a Tracked with its decoder, ack tracker and
+ * strings cost ~2.8 KB each (280 MB for 100,000); the entry about a fifth of that. It becomes a
+ * Tracked again only if it grows or shrinks (see scan).
+ */
+interface DoneFile {
+  entry: FileCheckpoint;
+  readonly input: TailerInput;
+  live: boolean;
+  /** As last stat'ed: a new modification time means a write, or another file on a reused inode. */
+  mtimeMs: number;
+}
+
+/** A file the last listing found and did not adopt yet (ADOPT_PER_SCAN). */
+interface Waiting {
+  readonly input: TailerInput;
+  readonly path: string;
+  readonly live: boolean;
+}
+
 const now = (): number => performance.now();
 /** Files read at the same time by default (see readRound). */
 const READERS = 8;
 /** New files opened and fingerprinted per listing at most (see scan). */
 const ADOPT_PER_SCAN = 2000;
+/**
+ * How stale a finished file's "last seen on disk" time (its entry's updatedAt, which retention counts
+ * from) may get before a listing renews it. Renewing on every checkpoint rebuilt and re-encoded every
+ * entry of a 100,000-file archive each time; retention is days, so a minute is exact enough.
+ */
+const SEEN_REFRESH_MS = 60_000;
+/** Default of TailerOptions.archiveRecheckMs. */
+const ARCHIVE_RECHECK_MS = 60_000;
 
 export class Tailer {
   private readonly files = new Map<string, Tracked>();
+  /** Finished files on disk, by identity: only their checkpoint entry is kept (see DoneFile). */
+  private readonly done = new Map<string, DoneFile>();
+  /** Archive path → identity of the finished file there, so that listings can skip its stat. */
+  private readonly donePaths = new Map<string, string>();
+  /** When a listing last stat'ed every file (performance.now() time). */
+  private lastFullListing = -Number.MAX_VALUE;
+  /** Bumped whenever `done` changes: part of the progress signature. */
+  private doneVersion = 0;
   /** Checkpoint entries of files not (yet) seen on disk: kept until retention drops them. */
   private readonly restored = new Map<string, FileCheckpoint>();
   private readonly missingReported = new Set<string>();
   private initialScanDone = false;
-  /** The last listing found more new files than a scan adopts (ADOPT_PER_SCAN). */
-  moreToAdopt = false;
+  /** New files listings left for later (ADOPT_PER_SCAN) by path, in the order they are to be adopted. */
+  private waiting = new Map<string, Waiting>();
+  private readonly headerLines = new Map<string, string>();
   /** One read buffer per concurrent reader (see readRound). */
   private readonly chunks: Buffer[];
 
@@ -152,6 +194,17 @@ export class Tailer {
   /** Checkpoints loaded at start; files are matched to them as they are discovered. */
   restore(entries: readonly FileCheckpoint[]): void {
     for (const e of entries) this.restored.set(identityKey(e.dev, e.ino), e);
+  }
+
+  /** The last listing found more new files than a scan adopts (ADOPT_PER_SCAN), and some still wait. */
+  get moreToAdopt(): boolean {
+    return this.waiting.size > 0;
+  }
+
+  /** Whether a checkpoint entry's file was on disk at the last listing (retention spares those). */
+  isPresent(e: FileCheckpoint): boolean {
+    const key = identityKey(e.dev, e.ino);
+    return this.files.get(key)?.present ?? this.done.has(key);
   }
 
   get openDescriptors(): number {
@@ -171,6 +224,10 @@ export class Tailer {
       if (f.handle !== undefined) s.open++;
       if (!f.finished) s.unread += Math.max(0, f.size - f.readOffset);
     }
+    for (const d of this.done.values()) {
+      const s = out.get(d.input.name);
+      if (s !== undefined) s.tracked++;
+    }
     return out;
   }
 
@@ -181,9 +238,29 @@ export class Tailer {
    */
   async scan(shouldStop?: () => boolean): Promise<void> {
     let adopted = 0;
-    let complete = true;
+    const nowMs = Date.now();
+    // Finished archived files are stat'ed once a minute (archiveRecheckMs), not at every listing:
+    // PowerMTA never writes a file after moving it and sealing waited sealAfterMs for late writes,
+    // so their stats only repeat themselves. A name that disappears is still noticed at once
+    // (readdir), a file replaced or grown under an archived name at the next full listing.
+    const full = now() - this.lastFullListing >= (this.options.archiveRecheckMs ?? ARCHIVE_RECHECK_MS);
+    // A full listing finds every file waiting anew; the others keep the waiting ones as they are.
+    const waiting = full ? new Map<string, Waiting>() : this.waiting;
+    // Likewise files still waiting for adoption: adopt() identifies them through their descriptor.
+    const skipStat = full ? undefined : (path: string) => this.donePaths.has(path) || waiting.has(path);
     for (const input of this.options.inputs) {
-      const listing = await listInputFiles(input);
+      const listing = await listInputFiles(input, skipStat === undefined ? {} : { skipStat });
+      const seen = new Set<string>();
+      for (const path of listing.unchecked) {
+        const key = this.donePaths.get(path);
+        if (key === undefined) continue; // waiting
+        seen.add(key);
+        const d = this.done.get(key);
+        if (d !== undefined && nowMs - d.entry.updatedAt >= SEEN_REFRESH_MS) {
+          d.entry = { ...d.entry, updatedAt: nowMs };
+          this.doneVersion++;
+        }
+      }
       for (const dir of listing.missing) {
         if (!this.missingReported.has(dir)) {
           this.missingReported.add(dir);
@@ -196,35 +273,33 @@ export class Tailer {
           this.sink.log("info", "directory appeared", { input: input.name, dir });
         }
       }
-      const seen = new Set<string>();
       // Live files first, then the archive oldest first; at most ADOPT_PER_SCAN new files per scan
       // (each costs an open and a hash), so that reading starts after seconds, not after the whole
-      // of a 100,000-file archive was looked at. The rest are adopted by the next listings.
+      // of a 100,000-file archive was looked at. The rest wait in `waiting`, adopted from there
+      // (adoptWaiting) without listing 100,000 files again for every 2,000.
       listing.files.sort((a, b) => Number(b.live) - Number(a.live) || oldestFirst(a, b));
       const fresh: DiscoveredFile[] = [];
       for (const f of listing.files) {
         const key = identityKey(f.dev, f.ino);
+        // Listed twice: renamed from the live directory into the archive between the two readdirs.
+        if (seen.has(key)) continue;
         seen.add(key);
         const t = this.files.get(key);
-        if (t === undefined) {
-          if (adopted >= ADOPT_PER_SCAN) {
-            complete = false;
-            continue;
-          }
-          adopted++;
-          fresh.push(f);
-        } else this.update(t, f);
+        if (t !== undefined) {
+          this.update(t, f);
+          continue;
+        }
+        const d = this.done.get(key);
+        if (d !== undefined && this.stillDone(key, d, f, nowMs)) continue;
+        if (adopted >= ADOPT_PER_SCAN) {
+          waiting.set(f.path, { input, path: f.path, live: f.live });
+          continue;
+        }
+        adopted++;
+        fresh.push(f);
       }
       // Adopted several at a time (each is an open, an fstat and a read of the head).
-      let stopped = false;
-      await inParallel(fresh, this.chunks.length, async (f) => {
-        if (stopped || shouldStop?.() === true) {
-          stopped = true;
-          return;
-        }
-        await this.adopt(f, input);
-      });
-      if (stopped) return;
+      if (!(await this.adoptAll(fresh, input, shouldStop))) return;
       for (const t of this.files.values()) {
         if (t.input !== input || seen.has(t.key)) continue;
         if (t.present) {
@@ -241,11 +316,94 @@ export class Tailer {
           }
         }
       }
+      for (const [key, d] of this.done) {
+        if (d.input !== input || seen.has(key)) continue;
+        // Gone from disk: remembered like any entry of a file not seen, until retention drops it.
+        this.dropDone(key, d);
+        this.restored.set(key, d.entry);
+      }
       this.markNewest(input);
     }
+    this.waiting = waiting;
+    if (full) this.lastFullListing = now();
     // startAt applies to every file present at start, however many listings adopting them takes.
-    if (complete) this.initialScanDone = true;
-    this.moreToAdopt = !complete;
+    if (waiting.size === 0) this.initialScanDone = true;
+  }
+
+  /**
+   * Adopts the next files the last listing left waiting, without listing again: each is opened and
+   * identified through its descriptor, so one renamed or replaced since is taken as what it is now,
+   * and one gone is left to the next listing.
+   */
+  async adoptWaiting(shouldStop?: () => boolean): Promise<void> {
+    const batch: Waiting[] = [];
+    for (const w of this.waiting.values()) {
+      if (batch.length >= ADOPT_PER_SCAN) break;
+      batch.push(w);
+    }
+    await inParallel(batch, this.chunks.length, async (w) => {
+      if (shouldStop?.() === true) return;
+      this.waiting.delete(w.path);
+      await this.adopt(w.path, w.live, w.input);
+    });
+    if (this.waiting.size === 0) this.initialScanDone = true;
+  }
+
+  /** False when `shouldStop` cut it short. */
+  private async adoptAll(
+    files: readonly DiscoveredFile[],
+    input: TailerInput,
+    shouldStop?: () => boolean,
+  ): Promise<boolean> {
+    let stopped = false;
+    await inParallel(files, this.chunks.length, async (f) => {
+      if (stopped || shouldStop?.() === true) {
+        stopped = true;
+        return;
+      }
+      await this.adopt(f.path, f.live, input);
+    });
+    return !stopped;
+  }
+
+  /**
+   * A finished file seen again by a listing. Unchanged (same size, path and modification time), it
+   * stays an entry, its last-seen time renewed. Otherwise it is adopted again from its entry, which
+   * checks its content through a descriptor: a late write is read from where the file ended; a new
+   * file on a reused inode (a deleted file's inode handed to a new one at once, as ext4 does) is read
+   * from the start even when its size happens to be the old one. False: adopt it.
+   */
+  private stillDone(key: string, d: DoneFile, f: DiscoveredFile, nowMs: number): boolean {
+    if (f.size === d.entry.offset && f.path === d.entry.path && f.mtimeMs === d.mtimeMs) {
+      if (nowMs - d.entry.updatedAt >= SEEN_REFRESH_MS) {
+        d.entry = { ...d.entry, updatedAt: nowMs };
+        this.doneVersion++;
+      }
+      return true;
+    }
+    if (f.path !== d.entry.path && d.live && !f.live) this.sink.count("rotation", d.input.name);
+    if (f.size > d.entry.offset) {
+      this.sink.log("warn", "finished file grew again; reading the new bytes", {
+        input: d.input.name,
+        file: f.path,
+      });
+    }
+    this.dropDone(key, d);
+    this.restored.set(key, d.entry);
+    return false;
+  }
+
+  private addDone(key: string, d: DoneFile): void {
+    this.done.set(key, d);
+    this.donePaths.set(d.entry.path, key);
+    this.restored.delete(key);
+    this.doneVersion++;
+  }
+
+  private dropDone(key: string, d: DoneFile): void {
+    this.done.delete(key);
+    if (this.donePaths.get(d.entry.path) === key) this.donePaths.delete(d.entry.path);
+    this.doneVersion++;
   }
 
   /**
@@ -259,8 +417,14 @@ export class Tailer {
     // and among archived files the oldest are nearest to their retention deadline.
     const t0 = now();
     const current = (f: Tracked): number => (f.live && !f.newerExists ? 0 : 1);
+    // Only files that can have something to read: thousands of archived files read to their end and
+    // waiting to be sealed were each taken through an async read-ahead every round for nothing.
     const order = [...this.files.values()]
-      .filter((f) => !f.finished)
+      .filter(
+        (f) =>
+          !f.finished &&
+          (f.readOffset < f.size || f.backlog.length > 0 || f.handle !== undefined || !f.present),
+      )
       .sort((a, b) => current(a) - current(b) || oldestFirst(a, b));
     // Counted once, then kept up to date here: asking per file made a round O(files²) (10,000 archived
     // files: a quarter of the CPU).
@@ -355,6 +519,7 @@ export class Tailer {
    * takes its size through the descriptor. False when there is nothing to read now.
    */
   private async ready(t: Tracked, round: ReadRoundState): Promise<boolean> {
+    let justOpened: Stats | undefined;
     if (t.handle === undefined) {
       if (t.readOffset >= t.size && t.present) return false;
       if (round.openNow >= this.options.maxOpenFiles) return false;
@@ -375,6 +540,7 @@ export class Tailer {
       // at once): check the content before trusting the offset (reliability matrix T12).
       if (t.marks !== undefined) {
         const st0 = await t.handle.stat();
+        justOpened = st0;
         const verdict = await verifyMarks(t.handle, st0.size, t.marksOffset, t.marks);
         if (verdict !== "same") {
           this.sink.count("checkpoint_invalidated", t.input.name);
@@ -388,7 +554,7 @@ export class Tailer {
       }
     }
     // fstat through the descriptor: it sees growth of a file renamed or deleted since the listing.
-    const st = await t.handle.stat();
+    const st = justOpened ?? (await t.handle.stat());
     if (st.size > t.size) t.lastGrowthAt = now();
     if (st.size < t.readOffset) {
       this.truncated(t, st.size);
@@ -468,11 +634,22 @@ export class Tailer {
       t.handle = undefined;
       t.decoder.release();
     });
-    // Files gone from disk and finished need no descriptor and no tracking beyond their checkpoint.
+    // Finished and wholly acknowledged: only the checkpoint entry is kept — as a DoneFile while on
+    // disk, among the remembered entries once gone. Marks for the final offset are needed for the
+    // entry; a file whose marks are behind keeps being tracked until checkpoints() renews them.
+    const nowMs = Date.now();
     for (const [key, t] of this.files) {
-      if (!t.present && t.finished && t.tracker.pending === 0) {
-        this.files.delete(key);
+      if (!t.finished || t.tracker.pending > 0 || t.handle !== undefined || t.backlog.length > 0) continue;
+      const offset = t.tracker.ackedOffset;
+      if (t.marks === undefined || t.marksOffset !== offset || offset < t.size) {
+        if (!t.present) this.files.delete(key); // the last entry stays remembered
+        continue;
       }
+      const entry = this.entryOf(t, t.marks, offset, nowMs);
+      this.files.delete(key);
+      if (t.present) {
+        this.addDone(key, { entry, input: t.input, live: t.live, mtimeMs: t.mtimeMs });
+      } else this.restored.set(key, entry);
     }
   }
 
@@ -501,28 +678,45 @@ export class Tailer {
           if (handle !== t.handle) await handle.close();
         }
       }
-      const state = t.decoder.state();
-      const entry: FileCheckpoint = {
-        dev: t.dev,
-        ino: t.ino,
-        input: t.input.name,
-        path: t.path,
-        offset,
-        headHash: t.marks.headHash,
-        headLen: t.marks.headLen,
-        anchorHash: t.marks.anchorHash,
-        anchorLen: t.marks.anchorLen,
-        ...(state.header === undefined ? {} : { header: state.header.line }),
-        ...(state.fileKey === undefined ? {} : { fileKey: state.fileKey }),
-        finished: t.finished && t.tracker.pending === 0 && offset >= t.size,
-        // Retention counts from the last time the file was seen on disk.
-        updatedAt: t.present ? nowMs : (this.restored.get(t.key)?.updatedAt ?? nowMs),
-      };
+      const entry = this.entryOf(t, t.marks, offset, nowMs);
       this.restored.set(t.key, entry);
       out.push(entry);
     }
-    for (const [key, e] of this.restored) if (!trackedKeys.has(key)) out.push(e);
+    for (const d of this.done.values()) out.push(d.entry);
+    for (const [key, e] of this.restored) if (!trackedKeys.has(key) && !this.done.has(key)) out.push(e);
     return out;
+  }
+
+  /**
+   * One string per distinct header line: every file's decoder read its own copy, and 100,000 finished
+   * files' entries kept 100,000 copies of the same line.
+   */
+  private sharedHeader(line: string): string {
+    const known = this.headerLines.get(line);
+    if (known !== undefined) return known;
+    if (this.headerLines.size >= 256) this.headerLines.clear();
+    this.headerLines.set(line, line);
+    return line;
+  }
+
+  private entryOf(t: Tracked, marks: ContentMarks, offset: number, nowMs: number): FileCheckpoint {
+    const state = t.decoder.state();
+    return {
+      dev: t.dev,
+      ino: t.ino,
+      input: t.input.name,
+      path: t.path,
+      offset,
+      headHash: marks.headHash,
+      headLen: marks.headLen,
+      anchorHash: marks.anchorHash,
+      anchorLen: marks.anchorLen,
+      ...(state.header === undefined ? {} : { header: this.sharedHeader(state.header.line) }),
+      ...(state.fileKey === undefined ? {} : { fileKey: state.fileKey }),
+      finished: t.finished && t.tracker.pending === 0 && offset >= t.size,
+      // Retention counts from the last time the file was seen on disk.
+      updatedAt: t.present ? nowMs : (this.restored.get(t.key)?.updatedAt ?? nowMs),
+    };
   }
 
   /** Drops remembered entries (the store decided they expired). */
@@ -533,7 +727,7 @@ export class Tailer {
 
   /** A fingerprint of acknowledged progress: when unchanged, no checkpoint needs writing. */
   progressSignature(): string {
-    let sig = "";
+    let sig = `${this.doneVersion};`;
     for (const t of this.files.values()) sig += `${t.key}@${t.tracker.ackedOffset}${t.finished ? "f" : ""};`;
     return sig;
   }
@@ -610,17 +804,26 @@ export class Tailer {
     };
   }
 
-  private async adopt(f: DiscoveredFile, input: TailerInput): Promise<void> {
-    const key = identityKey(f.dev, f.ino);
-    const cp = this.restored.get(key);
+  /**
+   * Starts tracking the file at `path`, identified through its descriptor: the listing's stat may be
+   * stale (renamed or replaced since; adoptWaiting has none). A file already tracked or finished
+   * under another path is left to the next listing, which sees the rename.
+   */
+  private async adopt(path: string, live: boolean, input: TailerInput): Promise<void> {
     let start = 0;
     let header: string | undefined;
     let fileKey: string | undefined;
     let finished = false;
     let marks: ContentMarks | undefined;
-    const handle = await open(f.path, "r").catch(() => undefined);
+    const handle = await open(path, "r").catch(() => undefined);
     if (handle === undefined) return; // vanished or unreadable: the next scan tries again
+    let f: Stats;
+    let key: string;
     try {
+      f = await handle.stat();
+      key = identityKey(f.dev, f.ino);
+      if (!f.isFile() || this.files.has(key) || this.done.has(key)) return;
+      const cp = this.restored.get(key);
       if (cp !== undefined) {
         const verdict = await verifyMarks(handle, f.size, cp.offset, cp);
         if (verdict === "same") {
@@ -632,7 +835,7 @@ export class Tailer {
           this.sink.count("checkpoint_invalidated", input.name);
           this.sink.log("warn", "checkpoint does not match the file on disk; reading it from the start", {
             input: input.name,
-            file: f.path,
+            file: path,
             reason: verdict,
             checkpointOffset: cp.offset,
             size: f.size,
@@ -647,7 +850,7 @@ export class Tailer {
           [start, header] = await endBoundary(handle, f.size);
           this.sink.log("info", "no checkpoint; starting at the end as configured (startAt)", {
             input: input.name,
-            file: f.path,
+            file: path,
             skippedBytes: start,
           });
         }
@@ -664,20 +867,23 @@ export class Tailer {
       ...(header === undefined ? {} : { header: headerFromLine(header) }),
       ...(fileKey === undefined ? {} : { fileKey }),
     });
+    const name = basename(path);
     const t: Tracked = {
       key,
       dev: f.dev,
       ino: f.ino,
       input,
-      path: f.path,
-      name: f.name,
-      orderKey: f.orderKey,
-      live: f.live,
+      path,
+      name,
+      orderKey: orderKey(name),
+      live,
       present: true,
       newerExists: false,
       size: f.size,
       mtimeMs: f.mtimeMs,
-      lastGrowthAt: now(),
+      // Quiet since its last write, not since now: an archived file written hours ago is sealed as
+      // soon as it is read, not held (with its decoder) for another sealAfterMs.
+      lastGrowthAt: now() - Math.max(0, Date.now() - f.mtimeMs),
       handle: undefined,
       readOffset: start,
       decoder,
@@ -687,6 +893,8 @@ export class Tailer {
       marks,
       marksOffset: start,
     };
+    // Adoptions run side by side: the same file under two names (a rename during the listing) once.
+    if (this.files.has(key) || this.done.has(key)) return;
     this.files.set(key, t);
   }
 
