@@ -4,6 +4,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   utimesSync,
@@ -114,5 +115,89 @@ describe("finished archived files", () => {
     run.child.kill("SIGTERM");
     assert.equal((await run.exited).code, 0, run.stderr());
     assert.deepEqual([...deliveredIds(ws)].sort(), [...want].sort(), "nothing sent twice after the restart");
+  });
+
+  it("with an hour between rechecks, a file added to the archive or renamed in it is still seen at the next listing", async () => {
+    const ws = makeWorkspace("pmta-finished-", { archiveRecheck: "1h" });
+    roots.push(ws.root);
+    const archive = join(ws.liveDir, "accounting", "bounces");
+    mkdirSync(archive, { recursive: true });
+    const name = (i: number) => join(archive, `bounces-2025-01-14-${String(i).padStart(4, "0")}.csv`);
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (let i = 0; i < 5; i++) {
+      writeFileSync(name(i), HEADER + row(`old-${i}`));
+      utimesSync(name(i), hourAgo, hourAgo);
+    }
+    const run = startRun(ws);
+    const allFinished = () =>
+      checkpointFiles(ws).filter((f) => f.path.startsWith(archive) && f.finished).length >= 5;
+    await waitUntil(
+      () => deliveredIds(ws).length >= 5 && allFinished(),
+      30_000,
+      () => run.stderr().slice(-2000),
+    );
+    // Listings trust the directory's mtime only once it is 2 s older than their last readdir.
+    const dirChanged = statSync(archive).mtimeMs;
+    await waitUntil(
+      () => Date.now() > dirChanged + 3_000,
+      10_000,
+      () => "clock",
+    );
+    renameSync(name(2), name(22)); // a finished file renamed: not read again
+    writeFileSync(name(30), HEADER + row("added-30"));
+    await waitUntil(
+      () => deliveredIds(ws).includes("added-30"),
+      10_000,
+      () => `${deliveredIds(ws).join(",")}\n${run.stderr().slice(-2000)}`,
+    );
+    await waitUntil(
+      () => checkpointFiles(ws).some((f) => f.path === name(22) && f.finished),
+      10_000,
+      () => JSON.stringify(checkpointFiles(ws).map((f) => f.path)),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual([...deliveredIds(ws)].sort(), ["added-30", "old-0", "old-1", "old-2", "old-3", "old-4"]);
+  });
+
+  it("a fresh archived file ending on a record boundary is finished at once and a late write to it is still read at once; one ending inside a record waits for the rest", async () => {
+    // An hour of sealAfter and of archiveRecheck: only finishing early and the per-listing stat of
+    // files not yet quiet can make this test pass in seconds.
+    const ws = makeWorkspace("pmta-finished-", { sealAfter: "1h", archiveRecheck: "1h" });
+    roots.push(ws.root);
+    const archive = join(ws.liveDir, "accounting", "bounces");
+    mkdirSync(archive, { recursive: true });
+    const clean = join(archive, "bounces-2025-01-14-0001.csv");
+    const partial = join(archive, "bounces-2025-01-14-0002.csv");
+    writeFileSync(clean, HEADER + row("clean-1"));
+    const cut = row("partial-1");
+    writeFileSync(partial, HEADER + cut.slice(0, 20));
+    const run = startRun(ws);
+    await waitUntil(
+      () =>
+        deliveredIds(ws).includes("clean-1") &&
+        checkpointFiles(ws).some((f) => f.path === clean && f.finished),
+      20_000,
+      () => `${JSON.stringify(checkpointFiles(ws))}\n${run.stderr().slice(-2000)}`,
+    );
+    assert.ok(
+      !checkpointFiles(ws).some((f) => f.path === partial && f.finished),
+      "not finished inside a record",
+    );
+    appendFileSync(clean, row("clean-2"));
+    appendFileSync(partial, cut.slice(20));
+    await waitUntil(
+      () => deliveredIds(ws).includes("clean-2") && deliveredIds(ws).includes("partial-1"),
+      20_000,
+      () => `${deliveredIds(ws).join(",")}\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual([...deliveredIds(ws)].sort(), ["clean-1", "clean-2", "partial-1"]);
+    assert.match(run.stderr(), /late write to a file finished early; reading the new bytes/);
+    assert.ok(
+      !existsSync(ws.deadLetter) || readFileSync(ws.deadLetter, "utf8") === "",
+      "nothing dead-lettered",
+    );
   });
 });
