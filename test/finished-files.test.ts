@@ -48,23 +48,34 @@ function checkpointFiles(ws: Workspace): Array<{ path: string; offset: number; f
   }
 }
 
+/**
+ * A workspace whose bounces archive holds `ids.length` one-record files written an hour ago (quiet
+ * for longer than sealAfter, so finished as soon as read). `name(i)` is the i-th file's path.
+ */
+function archiveOf(
+  extra: Record<string, unknown>,
+  ids: readonly string[],
+): { ws: Workspace; archive: string; name: (i: number) => string } {
+  const ws = makeWorkspace("pmta-finished-", extra);
+  roots.push(ws.root);
+  const archive = join(ws.liveDir, "accounting", "bounces");
+  mkdirSync(archive, { recursive: true });
+  const name = (i: number) => join(archive, `bounces-2025-01-14-${String(i).padStart(4, "0")}.csv`);
+  const hourAgo = new Date(Date.now() - 3600_000);
+  ids.forEach((id, i) => {
+    writeFileSync(name(i), HEADER + row(id));
+    utimesSync(name(i), hourAgo, hourAgo);
+  });
+  return { ws, archive, name };
+}
+
 describe("finished archived files", () => {
   it("are still watched: a late write is read once, a file replaced under its name is read from the start, a deleted one stays remembered, a restart sends nothing again", async () => {
-    const ws = makeWorkspace("pmta-finished-", { archiveRecheck: "300ms" });
-    roots.push(ws.root);
-    const archive = join(ws.liveDir, "accounting", "bounces");
-    mkdirSync(archive, { recursive: true });
-    const name = (i: number) => join(archive, `bounces-2025-01-14-${String(i).padStart(4, "0")}.csv`);
-    const hourAgo = new Date(Date.now() - 3600_000);
-    for (let i = 0; i < FILES; i++) {
-      writeFileSync(name(i), HEADER + row(`arch-${String(i).padStart(2, "0")}`));
-      // Written an hour ago: quiet for longer than sealAfter, so finished as soon as read.
-      utimesSync(name(i), hourAgo, hourAgo);
-    }
+    const want = Array.from({ length: FILES }, (_, i) => `arch-${String(i).padStart(2, "0")}`);
+    const { ws, archive, name } = archiveOf({ archiveRecheck: "300ms" }, want);
     const live = join(ws.liveDir, "bounces-2025-01-15-0000.csv");
     writeFileSync(live, HEADER);
     let run = startRun(ws);
-    const want = Array.from({ length: FILES }, (_, i) => `arch-${String(i).padStart(2, "0")}`);
     const allFinished = (n: number) =>
       checkpointFiles(ws).filter((f) => f.path.startsWith(archive) && f.finished).length >= n;
     await waitUntil(
@@ -118,16 +129,10 @@ describe("finished archived files", () => {
   });
 
   it("with an hour between rechecks, a file added to the archive or renamed in it is still seen at the next listing", async () => {
-    const ws = makeWorkspace("pmta-finished-", { archiveRecheck: "1h" });
-    roots.push(ws.root);
-    const archive = join(ws.liveDir, "accounting", "bounces");
-    mkdirSync(archive, { recursive: true });
-    const name = (i: number) => join(archive, `bounces-2025-01-14-${String(i).padStart(4, "0")}.csv`);
-    const hourAgo = new Date(Date.now() - 3600_000);
-    for (let i = 0; i < 5; i++) {
-      writeFileSync(name(i), HEADER + row(`old-${i}`));
-      utimesSync(name(i), hourAgo, hourAgo);
-    }
+    const { ws, archive, name } = archiveOf(
+      { archiveRecheck: "1h" },
+      [0, 1, 2, 3, 4].map((i) => `old-${i}`),
+    );
     const run = startRun(ws);
     const allFinished = () =>
       checkpointFiles(ws).filter((f) => f.path.startsWith(archive) && f.finished).length >= 5;
