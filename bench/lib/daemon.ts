@@ -1,15 +1,25 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { Measured } from "./measured.js";
 
 /**
- * The real daemon as the benchmark runs it: `node dist/src/cli/main.js run --config <generated>`,
- * default settings except what a benchmark must pin (paths, the receiver's URL, host, and the metrics
- * listener off so that parallel runs never fight over its port).
+ * The real daemon as the benchmark runs it: `node <flags> dist/src/cli/main.js run --config
+ * <generated>`, with the Node flags the shipped systemd unit gives it and default settings except
+ * what a benchmark must pin (paths, the receiver's URL, host, and the metrics listener off so that
+ * parallel runs never fight over its port).
  */
 export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+const UNIT = fileURLToPath(new URL("../../../pmta/systemd/pmta-ingest.service", import.meta.url));
+
+/** The Node flags of the unit's ExecStart (`/usr/bin/node <flags> <script> run ...`). */
+export function unitNodeFlags(): string[] {
+  const exec = /^ExecStart=\S+\/node((?: --\S+)*) /m.exec(readFileSync(UNIT, "utf8"));
+  if (exec === null) throw new Error(`${UNIT}: no "ExecStart=/usr/bin/node ..." line`);
+  return (exec[1] ?? "").split(" ").filter((f) => f !== "");
+}
 
 export interface DaemonWorkspace {
   readonly dir: string;
@@ -69,7 +79,8 @@ export function startDaemon(
   nodeArgs: readonly string[] = [],
   useTime = true,
 ): Promise<Measured> {
-  return Measured.start(name, process.execPath, [...nodeArgs, CLI, "run", "--config", ws.config], ws.dir, {
+  const args = [...unitNodeFlags(), ...nodeArgs, CLI, "run", "--config", ws.config];
+  return Measured.start(name, process.execPath, args, ws.dir, {
     useTime,
   });
 }
