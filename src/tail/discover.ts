@@ -42,6 +42,8 @@ export interface ListOptions {
    * most of its garbage in stat calls that found nothing new. Live files are always stat'ed.
    */
   readonly skipStat?: (path: string) => boolean;
+  /** List only the live directory, or only the archive (default: both, live first). */
+  readonly only?: "live" | "archive";
 }
 
 const STAT_CONCURRENCY = 32;
@@ -50,8 +52,11 @@ export async function listInputFiles(input: InputLocation, options: ListOptions 
   const files: DiscoveredFile[] = [];
   const unchecked: string[] = [];
   const missing: string[] = [];
-  const places: Array<[string, boolean]> = [[input.dir, true]];
-  if (input.archive !== undefined && input.archive !== input.dir) places.push([input.archive, false]);
+  const places: Array<[string, boolean]> = [];
+  if (options.only !== "archive") places.push([input.dir, true]);
+  if (options.only !== "live" && input.archive !== undefined && input.archive !== input.dir) {
+    places.push([input.archive, false]);
+  }
   for (const [dir, live] of places) {
     let names: string[];
     try {

@@ -274,10 +274,11 @@ export class Tailer {
     const full = now() - this.lastFullListing >= (this.options.archiveRecheckMs ?? ARCHIVE_RECHECK_MS);
     // A full listing finds every file waiting anew; the others keep the waiting ones as they are.
     const waiting = full ? new Map<string, Waiting>() : this.waiting;
-    // Likewise files still waiting for adoption: adopt() identifies them through their descriptor.
     for (const key of this.unquiet) {
       if ((this.done.get(key)?.quietAt ?? 0) <= nowMs) this.unquiet.delete(key);
     }
+    // Files still waiting for adoption need no stat either: adopt() identifies them through their
+    // descriptor.
     const skipStat = full
       ? undefined
       : (path: string) => {
@@ -285,31 +286,41 @@ export class Tailer {
           return (key !== undefined && !this.recheckDue(key, nowMs)) || waiting.has(path);
         };
     for (const input of this.options.inputs) {
+      // The live directory first, then the archive: a file PowerMTA moves in between is seen in
+      // one or both (both is handled below), never in neither.
+      const listing = await listInputFiles(input, { only: "live" });
       // An archive whose directory has not changed since it was last read lists nothing new: only
       // the files being read in it are stat'ed (their size), the finished ones count as seen. A
       // 100,000-file archive listed every second was most of an idle daemon's CPU and garbage.
       const archive = input.archive !== undefined && input.archive !== input.dir ? input.archive : undefined;
-      const statAt = Date.now();
-      const dirStat = archive === undefined ? undefined : await stat(archive).catch(() => undefined);
-      const stamp = archive === undefined ? undefined : this.archiveDirs.get(archive);
-      const archiveUnchanged =
-        !full &&
-        dirStat !== undefined &&
-        stamp !== undefined &&
-        dirStat.ino === stamp.ino &&
-        dirStat.mtimeMs === stamp.mtimeMs &&
-        dirStat.ctimeMs === stamp.ctimeMs &&
-        dirStat.mtimeMs < stamp.at - DIR_MTIME_MARGIN_MS;
-      const listing = await listInputFiles(
-        archiveUnchanged ? { dir: input.dir, pattern: input.pattern } : input,
-        skipStat === undefined ? {} : { skipStat },
-      );
+      let archiveUnchanged = false;
       if (archive !== undefined) {
-        if (archiveUnchanged) listing.files.push(...(await this.statArchived(input)));
-        else if (dirStat === undefined) this.archiveDirs.delete(archive);
+        const statAt = Date.now();
+        const dirStat = await stat(archive).catch(() => undefined);
+        const stamp = this.archiveDirs.get(archive);
+        archiveUnchanged =
+          !full &&
+          dirStat !== undefined &&
+          stamp !== undefined &&
+          dirStat.ino === stamp.ino &&
+          dirStat.mtimeMs === stamp.mtimeMs &&
+          dirStat.ctimeMs === stamp.ctimeMs &&
+          dirStat.mtimeMs < stamp.at - DIR_MTIME_MARGIN_MS;
+        // Appended one by one: push(...list) with 100,000 arguments overflows the stack.
+        const append = <T>(to: T[], from: readonly T[]): void => {
+          for (const x of from) to.push(x);
+        };
+        if (archiveUnchanged) append(listing.files, await this.statArchived(input));
         else {
-          const { ino, mtimeMs, ctimeMs } = dirStat;
-          this.archiveDirs.set(archive, { ino, mtimeMs, ctimeMs, at: statAt });
+          const archived = await listInputFiles(input, { only: "archive", ...(skipStat && { skipStat }) });
+          append(listing.files, archived.files);
+          append(listing.unchecked, archived.unchecked);
+          append(listing.missing, archived.missing);
+          if (dirStat === undefined) this.archiveDirs.delete(archive);
+          else {
+            const { ino, mtimeMs, ctimeMs } = dirStat;
+            this.archiveDirs.set(archive, { ino, mtimeMs, ctimeMs, at: statAt });
+          }
         }
       }
       const seen = new Set<string>();
