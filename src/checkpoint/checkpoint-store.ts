@@ -642,7 +642,10 @@ function normaliseEntries(files: readonly FileCheckpoint[]): FileCheckpoint[] {
     }
     if (typeof entry === "string") throw new TypeError(`checkpoint save refused: ${entry}`);
     let inodes = keys.get(entry.dev);
-    if (inodes === undefined) keys.set(entry.dev, (inodes = new Set()));
+    if (inodes === undefined) {
+      inodes = new Set();
+      keys.set(entry.dev, inodes);
+    }
     if (inodes.has(entry.ino)) {
       throw new TypeError(
         `checkpoint save refused: files[${i}] is a second entry for file ${entry.dev}:${entry.ino}`,
