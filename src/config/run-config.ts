@@ -150,7 +150,7 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
     {
       key: "archiveRecheck",
       type: "duration",
-      default: "60s",
+      default: "10m",
       description:
         "how often finished archived files are stat'ed again (a file replaced under its name is noticed then)",
     },
@@ -453,7 +453,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
     // Zero would make the daemon loop spin (it waits min(rescanInterval, checkpointInterval)).
     rescanIntervalMs: positiveDur("rescanInterval", dur("rescanInterval", doc.rescanInterval, 1000)),
     sealAfterMs: dur("sealAfter", doc.sealAfter, 60_000),
-    archiveRecheckMs: dur("archiveRecheck", doc.archiveRecheck, 60_000),
+    archiveRecheckMs: dur("archiveRecheck", doc.archiveRecheck, 600_000),
     checkpointIntervalMs: positiveDur(
       "checkpointInterval",
       dur("checkpointInterval", doc.checkpointInterval, 1000),

@@ -44,7 +44,7 @@ export interface StatusFile {
   /**
    * The entry's updatedAt: when the daemon last saw the file on disk, as of the last checkpoint
    * write. It writes a checkpoint only when something changed; files being read get the stamp of
-   * that write, finished ones have it renewed by a listing at most once a minute.
+   * that write, finished ones have it renewed by a listing once it is an hour old.
    */
   readonly updatedAt: string | null;
   readonly detail?: string;

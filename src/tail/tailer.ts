@@ -36,7 +36,7 @@ export interface TailerOptions {
   readonly startAt: StartPolicy;
   readonly maxRecordBytes: number;
   readonly sealAfterMs: number;
-  /** How often a listing stat's finished archived files too (default 60 s; see scan). */
+  /** How often a listing stat's finished archived files too (default 10 min; see scan). */
   readonly archiveRecheckMs?: number;
   readonly maxOpenFiles: number;
   readonly readChunkBytes?: number;
@@ -176,12 +176,16 @@ const READERS = 8;
 const ADOPT_PER_SCAN = 2000;
 /**
  * How stale a finished file's "last seen on disk" time (its entry's updatedAt, which retention counts
- * from) may get before a listing renews it. Renewing on every checkpoint rebuilt and re-encoded every
- * entry of a 100,000-file archive each time; retention is days, so a minute is exact enough.
+ * from) may get before a listing renews it. A renewal changes the entry, so the whole checkpoint
+ * document is written again: renewing on every checkpoint re-encoded a 100,000-file archive each
+ * time, and once a minute still cost an idle daemon a 50 MB save a minute. Retention is days (7 by
+ * default); an hour is exact enough.
  */
-const SEEN_REFRESH_MS = 60_000;
+const SEEN_REFRESH_MS = 3600_000;
 /** Default of TailerOptions.archiveRecheckMs. */
-const ARCHIVE_RECHECK_MS = 60_000;
+// Stat'ing 100,000 archived files costs an idle daemon ~5 % of a core at once a minute, ~0.5 % at
+// this; what it catches (a quiet archived file written to or replaced) is rare.
+const ARCHIVE_RECHECK_MS = 600_000;
 
 export class Tailer {
   private readonly files = new Map<string, Tracked>();
@@ -194,6 +198,8 @@ export class Tailer {
    * listings, backing off (recheckDue), so that a late write is read within about a second.
    */
   private readonly unquiet = new Set<string>();
+  /** Finished files in a live directory (PowerMTA without move-to keeps them there). */
+  private readonly doneLive = new Set<string>();
   /** When a listing last stat'ed every file (performance.now() time). */
   private lastFullListing = -Number.MAX_VALUE;
   /** Each archive directory as stat'ed just before its last readdir. */
@@ -267,7 +273,7 @@ export class Tailer {
   async scan(shouldStop?: () => boolean): Promise<void> {
     let adopted = 0;
     const nowMs = Date.now();
-    // Finished archived files are stat'ed once a minute (archiveRecheckMs), not at every listing:
+    // Finished archived files are stat'ed every archiveRecheckMs (10 min), not at every listing:
     // PowerMTA never writes a file after moving it and sealing waited sealAfterMs for late writes,
     // so their stats only repeat themselves. A name that disappears is still noticed at once
     // (readdir), a file replaced or grown under an archived name at the next full listing.
@@ -389,7 +395,10 @@ export class Tailer {
           }
         }
       }
-      for (const [key, d] of this.done) {
+      // With the archive unchanged only finished files in the live directory can have gone: looking
+      // through all 100,000 finished files every second was most of an idle daemon's time.
+      for (const key of archiveUnchanged ? [...this.doneLive] : this.done.keys()) {
+        const d = this.done.get(key) as DoneFile;
         if (d.input !== input || seen.has(key) || (archiveUnchanged && !d.live)) continue;
         // Gone from disk: remembered like any entry of a file not seen, until retention drops it.
         this.dropDone(key, d);
@@ -515,6 +524,7 @@ export class Tailer {
   private addDone(key: string, d: DoneFile): void {
     this.done.set(key, d);
     if (d.quietAt > Date.now()) this.unquiet.add(key);
+    if (d.live) this.doneLive.add(key);
     this.donePaths.set(d.entry.path, key);
     this.restored.delete(key);
     this.doneVersion++;
@@ -523,6 +533,7 @@ export class Tailer {
   private dropDone(key: string, d: DoneFile): void {
     this.done.delete(key);
     this.unquiet.delete(key);
+    this.doneLive.delete(key);
     if (this.donePaths.get(d.entry.path) === key) this.donePaths.delete(d.entry.path);
     this.doneVersion++;
   }
