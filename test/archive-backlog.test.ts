@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { CheckpointStore } from "../src/checkpoint/checkpoint-store.js";
+import { deliveredIds, ID_HEADER as HEADER, idRow as row } from "./support/id-rows.js";
 import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
 
 /**
@@ -11,9 +12,6 @@ import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/ru
  * file present at start even though adopting them takes several listings.
  */
 const ARCHIVED = 2_500;
-const HEADER = "type,timeLogged,rcpt,dsnStatus,dsnDiag,header_X-FBLId\r\n";
-const row = (id: string): string =>
-  `b,2025-01-14 10:00:00+0000,${id}@example.com,5.1.1,"smtp;550 5.1.1 user unknown",${id}\r\n`;
 
 const roots: string[] = [];
 after(() => {
@@ -35,13 +33,6 @@ function backlog(extra: Record<string, unknown> = {}): { ws: Workspace; live: st
   const live = join(ws.liveDir, "bounces-2025-01-15-0000.csv");
   writeFileSync(live, HEADER + row("live-0"));
   return { ws, live };
-}
-
-function deliveredIds(ws: Workspace): string[] {
-  if (!existsSync(ws.output)) return [];
-  const lines = readFileSync(ws.output, "utf8").split("\n");
-  lines.pop(); // the last line is complete only if the file ends in "\n"
-  return lines.map((l) => (JSON.parse(l) as { headers: Record<string, string> }).headers["X-FBLId"] ?? "");
 }
 
 describe("reading ahead never reorders records", () => {

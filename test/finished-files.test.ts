@@ -13,6 +13,7 @@ import {
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { decodeCheckpointFile } from "../src/checkpoint/checkpoint-store.js";
+import { deliveredIds, ID_HEADER as HEADER, idRow as row } from "./support/id-rows.js";
 import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
 
 /**
@@ -22,21 +23,11 @@ import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/ru
  * start, a deleted one stays remembered, and a restart sends nothing again.
  */
 const FILES = 30;
-const HEADER = "type,timeLogged,rcpt,dsnStatus,dsnDiag,header_X-FBLId\r\n";
-const row = (id: string): string =>
-  `b,2025-01-14 10:00:00+0000,${id}@example.com,5.1.1,"smtp;550 5.1.1 user unknown",${id}\r\n`;
 
 const roots: string[] = [];
 after(() => {
   for (const r of roots) rmSync(r, { recursive: true, force: true });
 });
-
-function deliveredIds(ws: Workspace): string[] {
-  if (!existsSync(ws.output)) return [];
-  const lines = readFileSync(ws.output, "utf8").split("\n");
-  lines.pop();
-  return lines.map((l) => (JSON.parse(l) as { headers: Record<string, string> }).headers["X-FBLId"] ?? "");
-}
 
 /** The newest checkpoint's entries ([] while a save is between its renames). */
 function checkpointFiles(ws: Workspace): Array<{ path: string; offset: number; finished: boolean }> {

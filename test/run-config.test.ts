@@ -106,6 +106,7 @@ inFlight: { maxBytes: 8MiB }
       /batch\.maxEvents: expected a positive whole number/,
     );
     await rejects(`${base}${input}sealAfter: soon\n`, /sealAfter: .*write e\.g\. 500ms/);
+    await rejects(`${base}${input}archiveRecheck: hourly\n`, /archiveRecheck: .*write e\.g\. 500ms/);
     await rejects(`${base}${input}maxRecordBytes: lots\n`, /maxRecordBytes: .*write e\.g\. 64KiB/);
     await rejects(
       `${base}inputs: [{ path: /x/*/bounces-*.csv }]\n`,

@@ -312,10 +312,6 @@ export class Tailer {
           dirStat.mtimeMs === stamp.mtimeMs &&
           dirStat.ctimeMs === stamp.ctimeMs &&
           dirStat.mtimeMs < stamp.at - DIR_MTIME_MARGIN_MS;
-        // Appended one by one: push(...list) with 100,000 arguments overflows the stack.
-        const append = <T>(to: T[], from: readonly T[]): void => {
-          for (const x of from) to.push(x);
-        };
         if (archiveUnchanged) append(listing.files, await this.statArchived(input));
         else {
           const archived = await listInputFiles(input, { only: "archive", ...(skipStat && { skipStat }) });
@@ -335,10 +331,7 @@ export class Tailer {
         if (key === undefined) continue; // waiting
         seen.add(key);
         const d = this.done.get(key);
-        if (d !== undefined && nowMs - d.entry.updatedAt >= SEEN_REFRESH_MS) {
-          d.entry = { ...d.entry, updatedAt: nowMs };
-          this.doneVersion++;
-        }
+        if (d !== undefined) this.seenDone(d, nowMs);
       }
       for (const dir of listing.missing) {
         if (!this.missingReported.has(dir)) {
@@ -399,7 +392,7 @@ export class Tailer {
       // through all 100,000 finished files every second was most of an idle daemon's time.
       for (const key of archiveUnchanged ? [...this.doneLive] : this.done.keys()) {
         const d = this.done.get(key) as DoneFile;
-        if (d.input !== input || seen.has(key) || (archiveUnchanged && !d.live)) continue;
+        if (d.input !== input || seen.has(key)) continue;
         // Gone from disk: remembered like any entry of a file not seen, until retention drops it.
         this.dropDone(key, d);
         this.restored.set(key, d.entry);
@@ -482,10 +475,7 @@ export class Tailer {
    */
   private stillDone(key: string, d: DoneFile, f: DiscoveredFile, nowMs: number): boolean {
     if (f.size === d.entry.offset && f.path === d.entry.path && f.mtimeMs === d.mtimeMs) {
-      if (nowMs - d.entry.updatedAt >= SEEN_REFRESH_MS) {
-        d.entry = { ...d.entry, updatedAt: nowMs };
-        this.doneVersion++;
-      }
+      this.seenDone(d, nowMs);
       return true;
     }
     if (f.path !== d.entry.path && d.live && !f.live) this.sink.count("rotation", d.input.name);
@@ -519,6 +509,13 @@ export class Tailer {
     if (nowMs < d.recheckAt) return false;
     d.recheckAt = nowMs + Math.max(500, (nowMs - d.mtimeMs) / 2);
     return true;
+  }
+
+  /** A listing saw the finished file unchanged: renew its last-seen time once it is stale. */
+  private seenDone(d: DoneFile, nowMs: number): void {
+    if (nowMs - d.entry.updatedAt < SEEN_REFRESH_MS) return;
+    d.entry = { ...d.entry, updatedAt: nowMs };
+    this.doneVersion++;
   }
 
   private addDone(key: string, d: DoneFile): void {
@@ -1102,6 +1099,11 @@ export class Tailer {
       if (handle !== t.handle) await handle.close();
     }
   }
+}
+
+/** Appends one by one: push(...list) with a 100,000-file listing's arguments overflows the stack. */
+function append<T>(to: T[], from: readonly T[]): void {
+  for (const x of from) to.push(x);
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time (each item once; order of starts kept). */
