@@ -897,7 +897,9 @@ export class Tailer {
     }
     t.live = f.live;
     t.present = true;
-    t.mtimeMs = f.mtimeMs;
+    // A finished file keeps the mtime it had when read: becoming a DoneFile with a newer one would
+    // hide a same-size rewrite (or a new file on its inode) from stillDone's check for good.
+    if (!t.finished) t.mtimeMs = f.mtimeMs;
     if (f.size < t.readOffset && t.handle === undefined) {
       this.truncated(t, f.size);
       return;
