@@ -14,8 +14,9 @@ it("loses no record across repeated SIGKILLs at random moments and named crash p
     assert.fail(`crash point ${point} was not reached in ${n} trial(s)`);
   }
   // Duplicates come only from the window each crashed run had out (in flight, or acknowledged and not
-  // yet checkpointed): at most `window` per crash. One restart can re-send the windows of several
-  // runs that all died before checkpointing, so the bound is on the total.
+  // yet checkpointed — the window counts both): at most `window` per crash. One restart can re-send
+  // the windows of several runs that all died before checkpointing (each may have read other files
+  // first), so the bound is on the total.
   assert.ok(
     report.duplicates <= report.trials * window,
     `${report.duplicates} duplicates > ${report.trials} crashes × ${window}`,

@@ -229,6 +229,12 @@ export async function runDaemon(
       ? {}
       : { onAttempt: (ok: boolean, ms: number) => metrics.request(ok ? "success" : "error", ms / 1000) }),
   });
+  // The window holds every event a crash would make us send again: those in flight and those
+  // acknowledged since the last checkpoint. Counting only the first let a slow checkpoint (fsync)
+  // leave thousands acknowledged and unsaved behind a window of 200.
+  const hasRoom = (): boolean =>
+    batcher.inFlightEvents + uncheckpointed < config.inFlight.maxEvents &&
+    batcher.inFlightBytes < config.inFlight.maxBytes;
   const writer = new EventWriter();
   // One context per file path, not one object per record.
   const contexts = new Map<string, EventContext>();
@@ -252,9 +258,7 @@ export async function runDaemon(
       maxOpenFiles: config.maxOpenFiles,
     },
     {
-      hasRoom: () =>
-        batcher.inFlightEvents < config.inFlight.maxEvents &&
-        batcher.inFlightBytes < config.inFlight.maxBytes,
+      hasRoom,
       record: (file, item, span) => {
         counters.records++;
         const event = encodeEvent(item, ctxFor(file.path), writer);
@@ -326,10 +330,11 @@ export async function runDaemon(
     const t = performance.now();
     // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
     // not more often than every 20 ms, nor so often that checkpointing takes more than a tenth of the
-    // time (a checkpoint costs O(files tracked): 100,000 archived files make it a large document).
+    // CPU (a checkpoint costs O(files tracked): 100,000 archived files make it a large document) —
+    // unless reading already waits for this checkpoint, when there is nothing else to spend it on.
     const windowPressure =
       uncheckpointed * 2 >= config.inFlight.maxEvents &&
-      t - lastCheckpointAt >= Math.max(20, 9 * lastCheckpointMs);
+      (!hasRoom() || t - lastCheckpointAt >= Math.max(20, 9 * lastCheckpointCpuMs));
     // Caught up (nothing left to read, everything acknowledged): the state is final until new data
     // arrives, so save it now rather than at the next interval — a restart then replays nothing —
     // but at most five times a second under a trickle of records.
@@ -345,7 +350,12 @@ export async function runDaemon(
     if (!force && !windowPressure && !settled && !due) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();
-    if (signature === lastSignature) return;
+    if (signature === lastSignature) {
+      // Nothing a save would change (acknowledgements of a file that was reset, or behind a gap
+      // that in-flight events will fill): they must not hold the window shut.
+      uncheckpointed -= covered;
+      return;
+    }
     crashPoint("after-ack-before-ckpt");
     const cpu0 = process.cpuUsage();
     try {
