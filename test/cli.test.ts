@@ -146,6 +146,17 @@ describe("pmta-ingest replay", () => {
     assert.deepEqual(ids(b.stdout), ids(a.stdout).slice(0, 2));
   });
 
+  it("leaves out of fields what other members carry with --event-fields unmapped, and rejects other values", async () => {
+    const r = await runCli(["replay", file, "--types", "b", "--event-fields", "unmapped"]);
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout.split("\n")[0] as string) as { recipient: string; fields: object };
+    assert.equal(e.recipient, "a@gmail.com");
+    assert.deepEqual(Object.keys(e.fields), ["dsnStatus", "dsnMta"]);
+    const bad = await runCli(["replay", file, "--event-fields", "some"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /event-fields.*some/i);
+  });
+
   it("writes to --output and exits 1 naming the file it could not read, after doing the others", async () => {
     const out = join(dir, "events.ndjson");
     const r = await runCli(["replay", join(dir, "missing.csv"), file, dir, "-o", out]);

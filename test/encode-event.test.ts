@@ -149,6 +149,74 @@ describe("encodeEvent", () => {
       assertSame(r, c);
   });
 
+  it("with fields: unmapped, leaves out only columns whose value the event carries verbatim elsewhere", () => {
+    const all = ctx();
+    const lean: EventContext = { ...ctx(), fields: "unmapped" };
+    const strings = (v: unknown, out: Set<string>): Set<string> => {
+      if (typeof v === "string") out.add(v);
+      else if (typeof v === "object" && v !== null) for (const x of Object.values(v)) strings(x, out);
+      return out;
+    };
+    let n = 0;
+    let bytePath = 0;
+    let saved = 0;
+    let total = 0;
+    const check = (r: DecodedRecord): void => {
+      if (assertSame(r, lean) === "bytes") bytePath++;
+      const full = buildEvent(r, all);
+      const { fields, ...rest } = buildEvent(r, lean);
+      // Nothing lost: a column left out has its value, as written, in another member.
+      const elsewhere = strings({ ...rest, time: undefined, queuedAt: undefined }, new Set());
+      for (const [name, value] of Object.entries(full.fields)) {
+        if (fields[name] === value) continue;
+        assert.equal(fields[name], undefined, `${name} changed`);
+        const timeColumn =
+          (name === "timeLogged" && full.time !== null) ||
+          (name === "timeQueued" && full.queuedAt !== undefined);
+        assert.ok(timeColumn || elsewhere.has(value), `${name}=${value} left out but not carried elsewhere`);
+      }
+      total += JSON.stringify(full).length;
+      saved += JSON.stringify(full).length - JSON.stringify({ ...rest, fields }).length;
+      n++;
+    };
+    for (const [gen, seed] of [
+      [generateBouncesFile, 17],
+      [generateFblFile, 18],
+    ] as const) {
+      for (const r of decodeAll([...gen(seed, 2000)].join(""), {}, 8191)) check(r);
+    }
+    assert.ok(bytePath > 3_600, `${bytePath} of ${n} records written from their bytes`);
+    assert.ok(saved / total > 0.15, `events ${((100 * saved) / total).toFixed(1)} % smaller`);
+
+    const header =
+      "type,timeLogged,timeQueued,orig,rcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,vmta,jobId,dlvSourceIp,header_X-Id,rcpt";
+    const rows = [
+      "b,2025-01-15 08:00:01+0000,2025-01-15 07:00:00+0100,a@x.org,u@b.de,failed,5.1.1 (bad destination mailbox address),smtp;550 5.1.1 no,mx.b.de (192.0.2.1),bad-mailbox,v1,j1,10.0.0.2,77,",
+      // a delivery has no bounce member: its dsn* columns and bounceCat stay
+      "d,2025-01-15 08:00:02+0000,,a@x.org,u@c.de,relayed,2.0.0 (success),smtp;250 ok,mx.c.de,,v2,,10.0.0.1,,",
+      // unreadable times stay as written
+      "b,yesterday,not-a-time,a@x.org,u@d.de,failed,5.0.0,smtp;550 x,,,,,,,u2@d.de",
+    ];
+    const records = decodeAll(`${header}\n${rows.join("\n")}\n`);
+    const [bounce, delivery, badTimes] = records.map((r) => {
+      assertSame(r, lean);
+      return buildEvent(r, lean).fields;
+    });
+    assert.deepEqual(bounce, {
+      dsnStatus: "5.1.1 (bad destination mailbox address)",
+      dsnMta: "mx.b.de (192.0.2.1)",
+      dlvSourceIp: "10.0.0.2",
+    });
+    assert.deepEqual(delivery, {
+      dsnAction: "relayed",
+      dsnStatus: "2.0.0 (success)",
+      dsnDiag: "smtp;250 ok",
+      dsnMta: "mx.c.de",
+      dlvSourceIp: "10.0.0.1",
+    });
+    assert.deepEqual(badTimes, { timeLogged: "yesterday", timeQueued: "not-a-time", dsnStatus: "5.0.0" });
+  });
+
   it("keeps a column named `constructor` or `__proto__` like any other", () => {
     const records = decodeAll("type,timeLogged,constructor,__proto__\nd,2025-01-15 08:00:00+0000,a,b\n");
     const r = records[0] as DecodedRecord;

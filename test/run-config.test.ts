@@ -62,6 +62,7 @@ inFlight: { maxBytes: 8MiB }
     });
     assert.equal(c.host, "mta1");
     assert.equal(c.sealAfterMs, 60_000);
+    assert.equal(c.eventFields, "all");
     assert.equal(c.deadLetterPath, join(state, "dead-letter.ndjson"));
   });
 
@@ -107,6 +108,11 @@ inFlight: { maxBytes: 8MiB }
     );
     await rejects(`${base}${input}sealAfter: soon\n`, /sealAfter: .*write e\.g\. 500ms/);
     await rejects(`${base}${input}archiveRecheck: hourly\n`, /archiveRecheck: .*write e\.g\. 500ms/);
+    await rejects(`${base}${input}eventFields: some\n`, /eventFields: expected all or unmapped, got "some"/);
+    await rejects(
+      `${base}${input}eventFields: unmapped\noutput: { http: { url: "http://127.0.0.1:1/x", format: octeth } }\n`,
+      /eventFields: format octeth posts every column .*set it to all/,
+    );
     await rejects(`${base}${input}maxRecordBytes: lots\n`, /maxRecordBytes: .*write e\.g\. 64KiB/);
     await rejects(
       `${base}inputs: [{ path: /x/*/bounces-*.csv }]\n`,

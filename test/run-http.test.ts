@@ -13,6 +13,12 @@ after(() => {
   for (const r of roots) rmSync(r, { recursive: true, force: true });
 });
 
+interface Sample {
+  recordType: string;
+  recipient?: string;
+  fields: Record<string, string>;
+}
+
 interface Got {
   seq: number;
   stream: string;
@@ -20,6 +26,7 @@ interface Got {
 
 it("run → HTTP: survives a backend outage and a poison record; everything else arrives, the poison is dead-lettered", async () => {
   const got: Got[] = [];
+  const samples: Sample[] = [];
   let up = false;
   let poisonSeq = -1;
   const server = createServer((req, res) => {
@@ -31,8 +38,9 @@ it("run → HTTP: survives a backend outage and a poison record; everything else
         return;
       }
       const doc = JSON.parse(Buffer.concat(chunks).toString()) as {
-        events: Array<{ recordType: string; headers?: Record<string, string> }>;
+        events: Array<Sample & { headers?: Record<string, string> }>;
       };
+      samples.push(...doc.events.slice(0, 2));
       const seqs = doc.events.map((e) => ({
         seq: Number((e.headers?.["X-FBLId"] ?? "").split("-")[0]),
         stream: e.recordType === "f" ? "fbl" : "bounces",
@@ -51,6 +59,7 @@ it("run → HTTP: survives a backend outage and a poison record; everything else
   const ws = makeWorkspace("pmta-http-", {
     output: { http: { url: `http://127.0.0.1:${port}/events`, maxBackoff: "200ms" } },
     batch: { maxEvents: 50, maxWait: "50ms" },
+    eventFields: "unmapped",
   });
   roots.push(ws.root);
   const sim = new PmtaSimulator({ liveDir: ws.liveDir, seed: 31 });
@@ -83,6 +92,12 @@ it("run → HTTP: survives a backend outage and a poison record; everything else
   );
   assert.equal(t.duplicates, 0);
   assert.equal(t.unexpected, 0, "the poison record was not delivered");
+  // eventFields: unmapped reached the encoder: what other members carry is not repeated in fields.
+  assert.ok(samples.some((e) => e.recipient !== undefined));
+  for (const e of samples) {
+    const { rcpt, type, timeLogged } = e.fields;
+    assert.ok(rcpt === undefined && type === undefined && timeLogged === undefined, JSON.stringify(e));
+  }
   const dl = readFileSync(ws.deadLetter, "utf8")
     .trim()
     .split("\n")

@@ -159,6 +159,11 @@ async function main(argv: string[]): Promise<number> {
           .option("fallback-columns", {
             type: "string",
             describe: "columns for rows before any header line, e.g. type,timeLogged,orig,rcpt,dsnDiag",
+          })
+          .option("event-fields", {
+            choices: ["all", "unmapped"] as const,
+            default: "all" as const,
+            describe: "event `fields`: every column, or only those no other member carries",
           }),
       async (args) => {
         const classifier = await classifierFromRulesFile(args.rules);
@@ -169,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
           files: args.files ?? [],
           host: args.host,
           maxRecordBytes: args["max-record-bytes"],
+          fields: args["event-fields"],
           ...(args.output === undefined ? {} : { output: args.output }),
           ...(types === undefined ? {} : { types }),
           ...(fallback === undefined ? {} : { fallbackColumns: fallback }),

@@ -3,6 +3,7 @@ import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
 import type { Classifier } from "../classify/classifier.js";
 import type { FallbackColumns } from "../decode/header.js";
+import type { FieldsMode } from "../event/build-event.js";
 import { replayFile } from "../pipeline/replay-file.js";
 import { log } from "./log.js";
 
@@ -13,6 +14,8 @@ export interface ReplayArgs {
   readonly types?: ReadonlySet<string>;
   readonly maxRecordBytes?: number;
   readonly fallbackColumns?: FallbackColumns;
+  /** What events' `fields` holds (default all). */
+  readonly fields?: FieldsMode;
 }
 
 export interface ReplaySummary {
@@ -34,6 +37,7 @@ export async function runReplay(classifier: Classifier, args: ReplayArgs): Promi
       const totals = await replayFile(file, {
         host: args.host,
         classifier,
+        ...(args.fields === undefined ? {} : { fields: args.fields }),
         ...(args.types === undefined ? {} : { types: args.types }),
         decoder: {
           ...(args.maxRecordBytes === undefined ? {} : { maxRecordBytes: args.maxRecordBytes }),

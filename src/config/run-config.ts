@@ -3,6 +3,7 @@ import { access, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import type { FieldsMode } from "../event/build-event.js";
 import { parseDuration, parseSize } from "./units.js";
 
 /**
@@ -36,6 +37,8 @@ export interface RunConfig {
   readonly startAt: StartAt;
   readonly output: OutputConfig;
   readonly host: string;
+  /** What events' `fields` member holds (see FieldsMode). */
+  readonly eventFields: FieldsMode;
   readonly rules?: string;
   readonly maxRecordBytes: number;
   readonly batch: { readonly maxEvents: number; readonly maxBytes: number; readonly maxWaitMs: number };
@@ -126,6 +129,13 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
       description: "where events go",
     },
     { key: "host", type: "string", default: "hostname", description: "source.host in events" },
+    {
+      key: "eventFields",
+      type: "all | unmapped",
+      default: "all",
+      description:
+        "event `fields`: every column, or only those no other member carries (smaller events; not with format octeth)",
+    },
     { key: "rules", type: "path", default: "none", description: "operator classification rules" },
     { key: "maxRecordBytes", type: "size", default: "1MiB", description: "longer records are dead-lettered" },
     {
@@ -208,6 +218,7 @@ const TOP_KEYS = [
   "startAt",
   "output",
   "host",
+  "eventFields",
   "rules",
   "maxRecordBytes",
   "batch",
@@ -412,6 +423,15 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
     };
   }
 
+  const eventFields = doc.eventFields === undefined ? "all" : doc.eventFields;
+  if (eventFields !== "all" && eventFields !== "unmapped")
+    fail("eventFields", `expected all or unmapped, got ${JSON.stringify(eventFields)}`);
+  if (eventFields === "unmapped" && output.kind === "http" && output.settings.format === "octeth")
+    fail(
+      "eventFields",
+      "format octeth posts every column of the record; remove eventFields (or set it to all) for this output",
+    );
+
   let rules: string | undefined;
   if (doc.rules !== undefined) {
     rules = abs("rules", doc.rules);
@@ -439,6 +459,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
     startAt,
     output,
     host: doc.host === undefined ? (options.hostname ?? osHostname()) : String(doc.host),
+    eventFields: eventFields as FieldsMode,
     ...(rules === undefined ? {} : { rules }),
     maxRecordBytes: size("maxRecordBytes", doc.maxRecordBytes, 1024 * 1024),
     batch: {

@@ -4,11 +4,61 @@ import { domainOf, type ParsedMta, parseDsnMta, parsePmtaTime } from "../decode/
 import { type Header, setFirst } from "../decode/header.js";
 import type { BounceInfo, ComplaintInfo, EventKind, PmtaEvent } from "./event.js";
 
+/**
+ * What `fields` holds: `all`, every non-empty column as written (the default); `unmapped`, only the
+ * columns whose value the event does not already carry verbatim in another member.
+ */
+export type FieldsMode = "all" | "unmapped";
+
 export interface EventContext {
   readonly host: string;
   /** File path as it should appear in `source.file` (the path the record was read from). */
   readonly file: string;
   readonly classifier: Classifier;
+  /** Default `all`. */
+  readonly fields?: FieldsMode;
+}
+
+/**
+ * Per column, when `fields: unmapped` leaves it out: KEEP never; ALWAYS when it has a value (the
+ * type, `orig`, `rcpt`, `jobId`, `vmta`, `header_*` columns: copied verbatim into recordType,
+ * sender, recipient, jobId, vmta, headers); IF_BOUNCE when the event has a `bounce` member
+ * (`dsnDiag`, `dsnAction`, `bounceCat`: diagnostic, dsnAction, category); IF_TIME / IF_QUEUED when
+ * `time` / `queuedAt` could be read from it. `dsnStatus`, `dsnMta` and every other column stay:
+ * what the event holds of them is parsed, not as written.
+ */
+export const KEEP = 0;
+export const ALWAYS = 1;
+export const IF_BOUNCE = 2;
+export const IF_TIME = 3;
+export const IF_QUEUED = 4;
+const MAPPED: Readonly<Record<string, number>> = {
+  orig: ALWAYS,
+  rcpt: ALWAYS,
+  jobId: ALWAYS,
+  vmta: ALWAYS,
+  dsnDiag: IF_BOUNCE,
+  dsnAction: IF_BOUNCE,
+  bounceCat: IF_BOUNCE,
+  timeLogged: IF_TIME,
+  timeQueued: IF_QUEUED,
+};
+
+const mappedColumns = new WeakMap<Header, Uint8Array>();
+
+export function mappedColumnsOf(header: Header): Uint8Array {
+  let mapped = mappedColumns.get(header);
+  if (mapped === undefined) {
+    mapped = new Uint8Array(header.names.length);
+    header.names.forEach((name, i) => {
+      (mapped as Uint8Array)[i] = Object.hasOwn(MAPPED, name) ? (MAPPED[name] as number) : KEEP;
+    });
+    for (const [i] of headerColumnsOf(header)) mapped[i] = ALWAYS;
+    // recordType is the first value, whatever its column is called.
+    if (mapped.length > 0) mapped[0] = ALWAYS;
+    mappedColumns.set(header, mapped);
+  }
+  return mapped;
 }
 
 /** Header columns (`header_X-FBLId` → `X-FBLId`) of a header, computed once per header. */
@@ -191,13 +241,39 @@ export function buildEvent(record: DecodedRecord, ctx: EventContext): PmtaEvent 
   const vmta = get("vmta");
   if (vmta !== undefined) e.vmta = vmta;
   if (headers !== undefined) e.headers = headers;
-  e.fields = header.toObject(values);
+  e.fields =
+    ctx.fields === "unmapped"
+      ? unmappedFields(header, values, bounce !== undefined, time !== undefined, queuedAt !== undefined)
+      : header.toObject(values);
   e.source = { host: ctx.host, file: ctx.file, offset: record.offset };
   if (warnings.length > 0) e.warnings = warnings;
   return e as PmtaEvent;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** header.toObject(values) without the columns the event already carries (mappedColumnsOf). */
+function unmappedFields(
+  header: Header,
+  values: readonly string[],
+  bounce: boolean,
+  time: boolean,
+  queued: boolean,
+): Record<string, string> {
+  const mapped = mappedColumnsOf(header);
+  const out: Record<string, string> = {};
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as string;
+    if (v === "") continue;
+    const m = i < mapped.length ? (mapped[i] as number) : KEEP;
+    if (m === ALWAYS || (m === IF_BOUNCE && bounce) || (m === IF_TIME && time) || (m === IF_QUEUED && queued))
+      continue;
+    const name =
+      i < header.names.length ? (header.names[i] as string) : `_extra${i - header.names.length + 1}`;
+    setFirst(out, name, v);
+  }
+  return out;
+}
 
 export function addressIn(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;

@@ -12,7 +12,10 @@ import {
   classifyBounce,
   type EventContext,
   firstOf,
+  IF_BOUNCE,
+  KEEP,
   kindOf,
+  mappedColumnsOf,
 } from "./build-event.js";
 import type { EventKind } from "./event.js";
 import type { EventWriter } from "./event-writer.js";
@@ -381,10 +384,17 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
 
   w.raw(FIELDS);
   const { keys, firstKeys, group } = layout;
+  // `fields: unmapped`: a column the event already carries is left out. Times were read (else the
+  // object path), so only the bounce-dependent columns depend on the record.
+  const mapped = ctx.fields === "unmapped" ? mappedColumnsOf(header) : undefined;
   let first = true;
   let seen = 0;
   for (let i = 0; i < count; i++) {
     if ((to[i] as number) === (from[i] as number)) continue;
+    if (mapped !== undefined) {
+      const m = mapped[i] as number;
+      if (m !== KEEP && (m !== IF_BOUNCE || bounce !== undefined)) continue;
+    }
     const g = group[i] as number;
     if (g >= 0) {
       if ((seen & (1 << g)) !== 0) continue;

@@ -1,12 +1,14 @@
 import { open } from "node:fs/promises";
 import type { Classifier } from "../classify/classifier.js";
 import { AccountingDecoder, type DecodeError, type DecoderOptions } from "../decode/accounting-decoder.js";
-import { buildEvent } from "../event/build-event.js";
+import { buildEvent, type EventContext, type FieldsMode } from "../event/build-event.js";
 import type { PmtaEvent } from "../event/event.js";
 
 export interface ReplayOptions {
   readonly host: string;
   readonly classifier: Classifier;
+  /** What events' `fields` holds (default all). */
+  readonly fields?: FieldsMode;
   readonly decoder?: Omit<DecoderOptions, "startOffset">;
   /** Record types to emit (all when absent). Skipped records still count in the totals. */
   readonly types?: ReadonlySet<string>;
@@ -33,7 +35,12 @@ export async function replayFile(path: string, options: ReplayOptions): Promise<
   try {
     const size = (await handle.stat()).size;
     const decoder = new AccountingDecoder(options.decoder ?? {});
-    const ctx = { host: options.host, file: path, classifier: options.classifier };
+    const ctx: EventContext = {
+      host: options.host,
+      file: path,
+      classifier: options.classifier,
+      ...(options.fields === undefined ? {} : { fields: options.fields }),
+    };
     const buf = Buffer.allocUnsafe(options.chunkBytes ?? 256 * 1024);
     let bytes = 0;
     let records = 0;

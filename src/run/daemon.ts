@@ -242,7 +242,7 @@ export async function runDaemon(
     let ctx = contexts.get(file);
     if (ctx === undefined) {
       if (contexts.size >= 10_000) contexts.clear();
-      ctx = { host: config.host, file, classifier };
+      ctx = { host: config.host, file, classifier, fields: config.eventFields };
       contexts.set(file, ctx);
     }
     return ctx;
