@@ -14,7 +14,7 @@ export const bundleOptions = {
   format: "esm",
   platform: "node",
   target: "node20",
-  // CommonJS dependencies (undici, prom-client, pino, yargs' helpers) call require() for Node's
+  // CommonJS dependencies (prom-client, pino, yargs' helpers) call require() for Node's
   // built-ins; an ES module has no `require`, so the bundle gets one. esbuild keeps main.ts's
   // shebang above this banner.
   banner: {

@@ -112,7 +112,7 @@ describe("single-file bundle", () => {
     assert.equal(events.length, written);
   });
 
-  it("runs the daemon against an HTTP backend (undici, yaml, pino inside the bundle)", async () => {
+  it("runs the daemon against an HTTP backend (yaml, pino, prom-client inside the bundle)", async () => {
     const records = 60;
     let received = 0;
     let allArrived: () => void = () => {};

@@ -3,13 +3,13 @@ import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { rootCertificates } from "node:tls";
 import { gzipSync } from "node:zlib";
-import { Pool } from "undici";
 import { joinLines } from "../sink/join-lines.js";
 import type { Envelope } from "./batcher.js";
+import { HttpClient } from "./http-client.js";
 import type { Output } from "./output.js";
 
 /**
- * The HTTP output: batches to a backend API over a keep-alive undici Pool. Its `send` resolves only
+ * The HTTP output: batches to a backend API over keep-alive connections (HttpClient). Its `send` resolves only
  * when every event of the batch was acknowledged (2xx) or, if the backend rejected it for good,
  * written to the dead-letter file — it never drops an event and never gives up:
  *
@@ -174,7 +174,7 @@ export class OutputClosedError extends Error {
 
 export class HttpOutput implements Output {
   readonly name: string;
-  private readonly pool: Pool;
+  private readonly client: HttpClient;
   /** Aborted by close(): a retry loop waiting out a backoff during an outage must not keep the process alive. */
   private readonly closing = new AbortController();
   private readonly path: string;
@@ -191,20 +191,16 @@ export class HttpOutput implements Output {
       settings.caFile === undefined
         ? undefined
         : [...rootCertificates, readFileSync(settings.caFile, "utf8")];
-    this.pool = new Pool(settings.url.origin, {
-      connections: 4,
-      pipelining: 1,
-      keepAliveTimeout: 10_000,
-      headersTimeout: settings.headersTimeoutMs,
-      bodyTimeout: settings.bodyTimeoutMs,
-      connect: {
-        timeout: settings.connectTimeoutMs,
-        // An extra CA is added to the system ones, not put in their place.
-        ...(ca === undefined ? {} : { ca }),
-        ...(settings.certFile === undefined || settings.keyFile === undefined
-          ? {}
-          : { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) }),
-      },
+    this.client = new HttpClient({
+      origin: settings.url,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      headersTimeoutMs: settings.headersTimeoutMs,
+      bodyTimeoutMs: settings.bodyTimeoutMs,
+      // An extra CA is added to the system ones, not put in their place.
+      ...(ca === undefined ? {} : { ca }),
+      ...(settings.certFile === undefined || settings.keyFile === undefined
+        ? {}
+        : { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) }),
     });
   }
 
@@ -225,9 +221,9 @@ export class HttpOutput implements Output {
 
   async close(): Promise<void> {
     this.closing.abort();
-    // destroy, not close: close() would wait for a request to a backend that never answers. Whatever is
+    // Destroyed, not drained: a backend that never answers must not hold up the exit. Whatever is
     // still in flight here was not acknowledged and is read again on start.
-    await this.pool.destroy();
+    this.client.destroy();
   }
 
   private async pause(ms: number): Promise<void> {
@@ -354,8 +350,8 @@ export class HttpOutput implements Output {
     const t0 = performance.now();
     this.requests++;
     try {
-      const res = await this.pool.request({ method: "POST", path: this.path, headers, body: payload });
-      const text = await res.body.text();
+      const res = await this.client.post(this.path, headers, payload);
+      const text = res.body;
       this.hooks.onRequest?.(res.statusCode, batch.length, performance.now() - t0);
       const s = res.statusCode;
       if (s >= 200 && s < 300) return { kind: "ok" };

@@ -5,10 +5,10 @@ import { createServer, connect as netConnect, type Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { rootCertificates, connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
-import { Client } from "undici";
 import { CheckpointStore, CheckpointStoreError } from "../checkpoint/checkpoint-store.js";
 import type { InputConfig, RunConfig } from "../config/run-config.js";
 import { parseDuration } from "../config/units.js";
+import { HttpClient } from "../deliver/http-client.js";
 import { type HttpSettings, parseHttpSettings } from "../deliver/http-output.js";
 import { listInputFiles } from "../tail/discover.js";
 import { loadOpsConfig, type OpsConfigSource, type OpsStreams } from "./ops-config.js";
@@ -416,25 +416,23 @@ async function probeHttp(settings: HttpSettings): Promise<Check> {
     payload = gzipSync(payload);
     headers["content-encoding"] = "gzip";
   }
-  let client: Client;
+  let client: HttpClient;
   try {
-    client = new Client(settings.url.origin, {
-      headersTimeout: settings.headersTimeoutMs,
-      bodyTimeout: settings.bodyTimeoutMs,
-      connect: { timeout: settings.connectTimeoutMs, ...tlsOptions(settings) },
+    client = new HttpClient({
+      origin: settings.url,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      headersTimeoutMs: settings.headersTimeoutMs,
+      bodyTimeoutMs: settings.bodyTimeoutMs,
+      maxSockets: 1,
+      ...tlsOptions(settings),
     });
   } catch (err) {
     return { status: "FAIL", name, detail: `cannot set up a client for ${target}: ${String(err)}` };
   }
   const t0 = performance.now();
   try {
-    const res = await client.request({
-      method: "POST",
-      path: `${settings.url.pathname}${settings.url.search}`,
-      headers,
-      body: payload,
-    });
-    const text = await res.body.text();
+    const res = await client.post(`${settings.url.pathname}${settings.url.search}`, headers, payload);
+    const text = res.body;
     const ms = (performance.now() - t0).toFixed(0);
     const s = res.statusCode;
     const what = `POST ${target} (format ${settings.format}, empty batch ${batchId}) → HTTP ${s} in ${ms} ms`;
@@ -469,7 +467,7 @@ async function probeHttp(settings: HttpSettings): Promise<Check> {
       fix: networkFix(code),
     };
   } finally {
-    await client.close().catch(() => undefined);
+    client.destroy();
   }
 }
 
@@ -603,7 +601,7 @@ async function checkMetrics(listen: string): Promise<Check> {
 function errno(err: unknown): string | undefined {
   if (err instanceof Error) {
     if ("code" in err && typeof err.code === "string") return err.code;
-    // fetch/undici wrap the socket error in `cause`.
+    // fetch wraps the socket error in `cause`.
     if (err.cause !== undefined) return errno(err.cause);
   }
   return undefined;
