@@ -196,6 +196,23 @@ describe("Classifier decision order", () => {
     assert.equal(seen.size, samples.length - 1, "the two spamhaus replies differ only in the IP: one key");
   });
 
+  it("keeps replies still in use and forgets the others when its cache turns over", () => {
+    const c = new Classifier({ cacheSize: 4 });
+    const reply = (text: string) =>
+      c.classify({ type: "b", dsnStatus: "5.0.0", dsnDiag: `smtp;550 ${text}` });
+    const a = reply("no such user");
+    reply("mailbox full");
+    reply("blocked by policy"); // the first generation (2 entries) is full: it becomes the older one
+    assert.equal(reply("no such user"), a, "found in the older generation, same result object");
+    reply("spam detected"); // turns over again: the older generation now holds the reply above
+    reply("relay denied");
+    const before = c.misses;
+    assert.equal(reply("no such user"), a, "still cached: it was used in the last generation");
+    assert.equal(c.misses, before);
+    reply("mailbox full");
+    assert.equal(c.misses, before + 1, "not used for two generations: forgotten");
+  });
+
   it("tells apart cached replies that differ in status, action, category, type or provider", () => {
     const cached = new Classifier();
     const diag = "smtp;550 mailbox unavailable";

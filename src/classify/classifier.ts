@@ -54,7 +54,7 @@ export interface Classification {
 export interface ClassifierOptions {
   /** Operator rules; they win over every built-in rule. */
   readonly rules?: readonly OperatorRule[];
-  /** Entries in the result cache keyed by normalized diagnostic (0 disables it). */
+  /** Entries in the result cache keyed by normalized diagnostic, at most (0 disables it). */
   readonly cacheSize?: number;
 }
 
@@ -74,8 +74,16 @@ interface Decision {
 export class Classifier {
   private readonly rules: readonly OperatorRule[];
   private readonly cacheSize: number;
-  /** Normalized-diagnostic hash → the entries with that hash (collisions are told apart by content). */
+  /**
+   * Normalized-diagnostic hash → the entries with that hash (collisions are told apart by content),
+   * in two generations of at most cacheSize/2 entries each: new entries go into `cache`; when it is
+   * full it becomes `older` and the one before is dropped. An entry found in `older` moves back into
+   * `cache`, so replies still in use survive a turn and memory stays bounded without tracking
+   * recency per hit. (Starting over with one map at 20,000 entries grew the steady daemon's heap by
+   * ~12 MB over ten minutes, then threw away every hot entry at once.)
+   */
   private cache = new Map<number, CacheEntry[]>();
+  private older = new Map<number, CacheEntry[]>();
   private cached = 0;
   private readonly mxProviders = new Map<string, Provider>();
   private readonly domainProviders = new Map<string, Provider>();
@@ -84,7 +92,7 @@ export class Classifier {
 
   constructor(options: ClassifierOptions = {}) {
     this.rules = options.rules ?? [];
-    this.cacheSize = options.cacheSize ?? 20_000;
+    this.cacheSize = options.cacheSize ?? 10_000;
   }
 
   classify(input: ClassifyInput): Classification {
@@ -118,29 +126,49 @@ export class Classifier {
         }
       }
     }
+    const old = this.older.get(hash);
+    if (old !== undefined) {
+      for (const e of old) {
+        if (
+          e.check === check &&
+          e.type === keyType &&
+          e.status === status &&
+          e.action === action &&
+          e.category === category &&
+          e.provider === provider
+        ) {
+          this.hits++;
+          this.remember(hash, e);
+          return e.result;
+        }
+      }
+    }
     this.misses++;
     const result = this.decide(type, provider, input);
-    // When the cache fills, start over rather than track recency: cheap, and still bounded.
-    if (this.cached >= this.cacheSize) {
-      this.cache = new Map();
-      this.cached = 0;
-    }
-    // The entry outlives the record: nothing in it may be a slice of the record's text (ownString).
+    // The entry outlives the record: nothing in it may be a slice of the record's text (intern).
     const kept = ownResult(result);
-    const entry: CacheEntry = {
+    this.remember(hash, {
       type: keyType,
-      status: ownString(status),
-      action: ownString(action),
-      category: ownString(category),
+      status: intern(status),
+      action: intern(action),
+      category: intern(category),
       provider,
       check,
       result: kept,
-    };
+    });
+    return kept;
+  }
+
+  private remember(hash: number, entry: CacheEntry): void {
+    if (this.cached >= this.cacheSize / 2) {
+      this.older = this.cache;
+      this.cache = new Map();
+      this.cached = 0;
+    }
     const list = this.cache.get(hash);
     if (list === undefined) this.cache.set(hash, [entry]);
     else list.push(entry);
     this.cached++;
-    return kept;
   }
 
   private providerFor(
@@ -320,10 +348,25 @@ interface CacheEntry {
 function ownResult(c: Classification): Classification {
   return {
     ...c,
-    evidence: ownString(c.evidence),
-    ...(c.status === undefined ? {} : { status: ownString(c.status) }),
-    ...(c.statusText === undefined ? {} : { statusText: ownString(c.statusText) }),
+    evidence: intern(c.evidence),
+    ...(c.status === undefined ? {} : { status: intern(c.status) }),
+    ...(c.statusText === undefined ? {} : { statusText: intern(c.statusText) }),
   };
+}
+
+/**
+ * One owned copy (ownString) of each distinct status, action, category and evidence text, shared by
+ * every cache entry that holds it: thousands of entries carry a few hundred distinct values.
+ */
+const interned = new Map<string, string>();
+
+function intern(s: string): string {
+  const known = interned.get(s);
+  if (known !== undefined) return known;
+  const own = ownString(s);
+  if (interned.size >= 20_000) interned.clear();
+  interned.set(own, own);
+  return own;
 }
 
 const FNV_OFFSET = 0x811c9dc5;
