@@ -110,38 +110,16 @@ export class Classifier {
     // more than the rest of a cache hit. Collisions are told apart by the check hash as before.
     const hash = normalizedHash(diag) & 0x3fffffff;
     const check = secondHash;
-    const bucket = this.cache.get(hash);
-    if (bucket !== undefined) {
-      for (const e of bucket) {
-        if (
-          e.check === check &&
-          e.type === keyType &&
-          e.status === status &&
-          e.action === action &&
-          e.category === category &&
-          e.provider === provider
-        ) {
-          this.hits++;
-          return e.result;
-        }
-      }
+    const hit = find(this.cache.get(hash), check, keyType, status, action, category, provider);
+    if (hit !== undefined) {
+      this.hits++;
+      return hit.result;
     }
-    const old = this.older.get(hash);
+    const old = find(this.older.get(hash), check, keyType, status, action, category, provider);
     if (old !== undefined) {
-      for (const e of old) {
-        if (
-          e.check === check &&
-          e.type === keyType &&
-          e.status === status &&
-          e.action === action &&
-          e.category === category &&
-          e.provider === provider
-        ) {
-          this.hits++;
-          this.remember(hash, e);
-          return e.result;
-        }
-      }
+      this.hits++;
+      this.remember(hash, old);
+      return old.result;
     }
     this.misses++;
     const result = this.decide(type, provider, input);
@@ -342,6 +320,31 @@ interface CacheEntry {
    */
   readonly check: number;
   readonly result: Classification;
+}
+
+/** The entry of `bucket` for this reply, if any: same check hash, type, status, action, category, provider. */
+function find(
+  bucket: readonly CacheEntry[] | undefined,
+  check: number,
+  type: string,
+  status: string,
+  action: string,
+  category: string,
+  provider: Provider,
+): CacheEntry | undefined {
+  if (bucket === undefined) return undefined;
+  for (const e of bucket) {
+    if (
+      e.check === check &&
+      e.type === type &&
+      e.status === status &&
+      e.action === action &&
+      e.category === category &&
+      e.provider === provider
+    )
+      return e;
+  }
+  return undefined;
 }
 
 /** A classification with strings of its own (see ownString). */
