@@ -326,6 +326,8 @@ export async function runDaemon(
   let lastCheckpointAt = 0;
   let lastCheckpointMs = 0;
   let lastCheckpointCpuMs = 0;
+  /** When the last save failed (unwritable state directory, disk full); undefined after a success. */
+  let failedAt: number | undefined;
   const checkpoint = async (force: boolean, idle = false): Promise<void> => {
     const t = performance.now();
     // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
@@ -348,6 +350,9 @@ export async function runDaemon(
     // it would let acknowledged-but-unsaved records, replayed after a crash, pile up.
     const due = t - lastCheckpointAt >= Math.max(config.checkpointIntervalMs, 9 * lastCheckpointCpuMs);
     if (!force && !windowPressure && !settled && !due) return;
+    // After a failure, try again once per checkpointInterval, not at every turn of the loop that a
+    // full window would otherwise bring (reading waits meanwhile: the window bounds replay).
+    if (!force && failedAt !== undefined && t - failedAt < config.checkpointIntervalMs) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();
     if (signature === lastSignature) {
@@ -370,6 +375,7 @@ export async function runDaemon(
       metrics.checkpointWritten();
       readiness.checkpointWritten();
       uncheckpointed -= covered;
+      failedAt = undefined;
       lastSignature = signature;
       lastCheckpointAt = t;
       lastCheckpointMs = performance.now() - t;
@@ -381,6 +387,7 @@ export async function runDaemon(
       readiness.checkpointFailed(String(err));
       log("error", "checkpoint write failed; will retry", { stateDir: config.stateDir, error: String(err) });
       lastCheckpointAt = t;
+      failedAt = t;
     }
   };
 
