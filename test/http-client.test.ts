@@ -75,6 +75,35 @@ describe("HttpClient", () => {
     assert.equal(s.connections(), 1);
   });
 
+  it("resolves an early answer only once its body is out, so the caller can reuse the body buffer", async () => {
+    // The backend answers before reading the request, then checks every byte of it: a body buffer
+    // overwritten while still being sent would show up as a bad request body.
+    const bad: number[] = [];
+    let n = 0;
+    const server = createServer((req, res) => {
+      const mark = n++ % 256;
+      res.writeHead(200).end("early");
+      let at = 0;
+      req.on("data", (c: Buffer) => {
+        for (const b of c) if (b !== (at++ === 0 ? 0x7b : mark)) bad.push(mark);
+      });
+    });
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    const c = client(new URL(`http://127.0.0.1:${port}`), 5_000);
+    const body = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < 6; i++) {
+      body.fill(i % 256);
+      body[0] = 0x7b;
+      const a = await c.post("/", {}, body);
+      assert.equal(a.body, "early");
+    }
+    c.destroy();
+    assert.deepEqual(bad.slice(0, 5), []);
+  });
+
   it("fails with HEADERS_TIMEOUT when the backend never answers, BODY_TIMEOUT when its answer stalls", async () => {
     const silent = await serve(() => {});
     const c1 = client(silent.origin, 200);

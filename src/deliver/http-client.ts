@@ -68,6 +68,11 @@ export class HttpClient {
       : new HttpAgent(common);
   }
 
+  /**
+   * Resolves once the answer is complete and the body was handed to the kernel (or its socket is
+   * gone), so the caller may overwrite `body` afterwards: a backend may answer before it has read
+   * the whole request.
+   */
   post(path: string, headers: Readonly<Record<string, string>>, body: Buffer): Promise<HttpAnswer> {
     if (this.destroyed) return Promise.reject(codedError("client closed", "CLIENT_CLOSED"));
     const { origin, connectTimeoutMs, headersTimeoutMs, bodyTimeoutMs } = this.options;
@@ -80,6 +85,13 @@ export class HttpClient {
       const settle = (): void => {
         clearTimeout(timer);
         this.requests.delete(req);
+      };
+      let answer: HttpAnswer | undefined;
+      let flushed = false;
+      const done = (): void => {
+        if (answer === undefined || !flushed) return;
+        settle();
+        resolve(answer);
       };
       const req = (this.https ? httpsRequest : httpRequest)({
         protocol: origin.protocol,
@@ -97,12 +109,30 @@ export class HttpClient {
         arm(connectTimeoutMs, "no connection", "CONNECT_TIMEOUT");
         socket.once("connect", () => clearTimeout(timer));
       });
-      req.on("finish", () => arm(headersTimeoutMs, "no answer", "HEADERS_TIMEOUT"));
+      let responded = false;
+      req.on("finish", () => {
+        flushed = true;
+        if (!responded) arm(headersTimeoutMs, "no answer", "HEADERS_TIMEOUT");
+        else done();
+      });
+      // Closed with the answer in hand but the body not all written: nothing reads it any more.
+      req.on("close", () => {
+        flushed = true;
+        done();
+      });
       req.on("error", (err) => {
+        // The answer is what counts; a socket error while the rest of the body was still going out
+        // (a backend that answered early and hung up) does not undo it.
+        if (answer !== undefined) {
+          flushed = true;
+          done();
+          return;
+        }
         settle();
         reject(err);
       });
       req.on("response", (res) => {
+        responded = true;
         const chunks: Buffer[] = [];
         let kept = 0;
         arm(bodyTimeoutMs, "answer body stalled", "BODY_TIMEOUT");
@@ -114,12 +144,13 @@ export class HttpClient {
           }
         });
         res.on("end", () => {
-          settle();
-          resolve({
+          clearTimeout(timer);
+          answer = {
             statusCode: res.statusCode ?? 0,
             headers: res.headers,
             body: Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString("utf8"),
-          });
+          };
+          done();
         });
         // An answer cut short (the socket died, or a timeout above destroyed the request).
         res.on("error", (err) => {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { rootCertificates } from "node:tls";
 import { gzipSync } from "node:zlib";
-import { joinLines } from "../sink/join-lines.js";
+import { LineJoiner } from "../sink/join-lines.js";
 import type { Envelope } from "./batcher.js";
 import { HttpClient } from "./http-client.js";
 import type { Output } from "./output.js";
@@ -175,6 +175,8 @@ export class OutputClosedError extends Error {
 export class HttpOutput implements Output {
   readonly name: string;
   private readonly client: HttpClient;
+  /** Request bodies are built in one reused buffer: requests go one at a time (see HttpClient.post). */
+  private readonly joiner = new LineJoiner();
   /** Aborted by close(): a retry loop waiting out a backoff during an outage must not keep the process alive. */
   private readonly closing = new AbortController();
   private readonly path: string;
@@ -380,7 +382,10 @@ export class HttpOutput implements Output {
   private body(batch: readonly Envelope[], key: string): { body: Buffer; contentType: string } {
     switch (this.settings.format) {
       case "ndjson":
-        return { body: joinLines(batch.map(dataOf), "", "\n", "\n"), contentType: "application/x-ndjson" };
+        return {
+          body: this.joiner.join(batch.map(dataOf), "", "\n", "\n"),
+          contentType: "application/x-ndjson",
+        };
       case "octeth":
         return {
           body: Buffer.from(
@@ -392,7 +397,7 @@ export class HttpOutput implements Output {
         };
       default:
         return {
-          body: joinLines(batch.map(dataOf), `{"batchId":"${key}","events":[`, ",", "]}"),
+          body: this.joiner.join(batch.map(dataOf), `{"batchId":"${key}","events":[`, ",", "]}"),
           contentType: "application/json",
         };
     }
