@@ -236,6 +236,7 @@ export async function runDaemon(
     batcher.inFlightEvents + uncheckpointed < config.inFlight.maxEvents &&
     batcher.inFlightBytes < config.inFlight.maxBytes;
   const writer = new EventWriter();
+  const releaseEvent = (data: Buffer): void => writer.release(data);
   // One context per file path, not one object per record.
   const contexts = new Map<string, EventContext>();
   const ctxFor = (file: string): EventContext => {
@@ -265,7 +266,7 @@ export async function runDaemon(
         if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.data.toString()) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
         counters.events++;
-        batcher.push(new RecordEnvelope(event.data, event.id, file, span, delivered));
+        batcher.push(new RecordEnvelope(event.data, event.id, file, span, delivered, releaseEvent));
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;

@@ -22,6 +22,8 @@ export class RecordEnvelope implements Envelope {
     from: TrackedFileView,
     private readonly span: Span,
     private readonly delivered: DeliveredSlot,
+    /** Told once when the event's bytes are no longer needed (EventWriter.release). */
+    private release: ((data: Buffer) => void) | undefined,
   ) {
     // Copied now: the path is the one the record was read under, even if the file moves on.
     this.input = from.input.name;
@@ -33,6 +35,10 @@ export class RecordEnvelope implements Envelope {
   ack(): void {
     this.span.ack();
     if (!this.rejected) this.delivered.n++;
+    // Exactly once: a second release would let the writer reuse a slab other events still live in.
+    const release = this.release;
+    this.release = undefined;
+    release?.(this.data);
   }
 
   get origin(): EnvelopeOrigin {
