@@ -45,14 +45,15 @@ export class Header {
   /**
    * Every non-empty column by name. PowerMTA writes empty for "not applicable" (union layout), so
    * an empty value carries no information and is left out. Surplus values beyond the header's width
-   * are kept as `_extra1`, `_extra2`, ... so that nothing in the file is lost.
+   * are kept as `_extra1`, `_extra2`, ... so that nothing in the file is lost. Columns for which
+   * `skip` answers true are left out.
    */
-  toObject(values: readonly string[]): Record<string, string> {
+  toObject(values: readonly string[], skip?: (index: number) => boolean): Record<string, string> {
     const out: Record<string, string> = {};
     const n = values.length;
     for (let i = 0; i < n; i++) {
       const v = values[i] as string;
-      if (v === "") continue;
+      if (v === "" || skip?.(i) === true) continue;
       const name = i < this.names.length ? (this.names[i] as string) : `_extra${i - this.names.length + 1}`;
       setFirst(out, name, v);
     }

@@ -162,6 +162,18 @@ type Outcome =
   | { readonly kind: "too-large" }
   | { readonly kind: "reject"; readonly status: number; readonly body: string };
 
+/** The client's TLS material from the settings: an extra CA is added to the system ones, not put in their place. */
+export function tlsOptions(settings: HttpSettings): { ca?: string[]; cert?: Buffer; key?: Buffer } {
+  return {
+    ...(settings.caFile === undefined
+      ? {}
+      : { ca: [...rootCertificates, readFileSync(settings.caFile, "utf8")] }),
+    ...(settings.certFile === undefined || settings.keyFile === undefined
+      ? {}
+      : { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) }),
+  };
+}
+
 /** Thrown by a send still retrying when the output is closed (shutdown after the drain timeout). */
 export class OutputClosedError extends Error {
   override name = "OutputClosedError";
@@ -189,20 +201,12 @@ export class HttpOutput implements Output {
     // The URL without credentials or query: safe to log.
     this.name = `http:${settings.url.origin}${settings.url.pathname}`;
     this.path = `${settings.url.pathname}${settings.url.search}`;
-    const ca =
-      settings.caFile === undefined
-        ? undefined
-        : [...rootCertificates, readFileSync(settings.caFile, "utf8")];
     this.client = new HttpClient({
       origin: settings.url,
       connectTimeoutMs: settings.connectTimeoutMs,
       headersTimeoutMs: settings.headersTimeoutMs,
       bodyTimeoutMs: settings.bodyTimeoutMs,
-      // An extra CA is added to the system ones, not put in their place.
-      ...(ca === undefined ? {} : { ca }),
-      ...(settings.certFile === undefined || settings.keyFile === undefined
-        ? {}
-        : { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) }),
+      ...tlsOptions(settings),
     });
   }
 

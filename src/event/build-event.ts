@@ -28,10 +28,10 @@ export interface EventContext {
  * what the event holds of them is parsed, not as written.
  */
 export const KEEP = 0;
-export const ALWAYS = 1;
+const ALWAYS = 1;
 export const IF_BOUNCE = 2;
-export const IF_TIME = 3;
-export const IF_QUEUED = 4;
+const IF_TIME = 3;
+const IF_QUEUED = 4;
 const MAPPED: Readonly<Record<string, number>> = {
   orig: ALWAYS,
   rcpt: ALWAYS,
@@ -261,18 +261,12 @@ function unmappedFields(
   queued: boolean,
 ): Record<string, string> {
   const mapped = mappedColumnsOf(header);
-  const out: Record<string, string> = {};
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i] as string;
-    if (v === "") continue;
+  return header.toObject(values, (i) => {
     const m = i < mapped.length ? (mapped[i] as number) : KEEP;
-    if (m === ALWAYS || (m === IF_BOUNCE && bounce) || (m === IF_TIME && time) || (m === IF_QUEUED && queued))
-      continue;
-    const name =
-      i < header.names.length ? (header.names[i] as string) : `_extra${i - header.names.length + 1}`;
-    setFirst(out, name, v);
-  }
-  return out;
+    return (
+      m === ALWAYS || (m === IF_BOUNCE && bounce) || (m === IF_TIME && time) || (m === IF_QUEUED && queued)
+    );
+  });
 }
 
 export function addressIn(value: string | undefined): string | undefined {

@@ -1,15 +1,14 @@
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import { open, readdir, rename, rm, stat } from "node:fs/promises";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
-import { rootCertificates, connect as tlsConnect } from "node:tls";
+import { connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
 import { CheckpointStore, CheckpointStoreError } from "../checkpoint/checkpoint-store.js";
 import type { InputConfig, RunConfig } from "../config/run-config.js";
 import { parseDuration } from "../config/units.js";
 import { HttpClient } from "../deliver/http-client.js";
-import { type HttpSettings, parseHttpSettings } from "../deliver/http-output.js";
+import { type HttpSettings, parseHttpSettings, tlsOptions } from "../deliver/http-output.js";
 import { listInputFiles } from "../tail/discover.js";
 import { loadOpsConfig, type OpsConfigSource, type OpsStreams } from "./ops-config.js";
 
@@ -509,18 +508,6 @@ async function probeConnect(settings: HttpSettings): Promise<Check> {
   } finally {
     socket?.destroy();
   }
-}
-
-function tlsOptions(settings: HttpSettings): { ca?: string[]; cert?: Buffer; key?: Buffer } {
-  return {
-    // An extra CA is added to the system ones, as the daemon does.
-    ...(settings.caFile === undefined
-      ? {}
-      : { ca: [...rootCertificates, readFileSync(settings.caFile, "utf8")] }),
-    ...(settings.certFile === undefined || settings.keyFile === undefined
-      ? {}
-      : { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) }),
-  };
 }
 
 function networkFix(code: string): string {

@@ -327,8 +327,8 @@ export async function runDaemon(
   let lastCheckpointAt = 0;
   let lastCheckpointMs = 0;
   let lastCheckpointCpuMs = 0;
-  /** When the last save failed (unwritable state directory, disk full); undefined after a success. */
-  let failedAt: number | undefined;
+  /** The last save failed (unwritable state directory, disk full); lastCheckpointAt is when. */
+  let lastFailed = false;
   const checkpoint = async (force: boolean, idle = false): Promise<void> => {
     const t = performance.now();
     // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
@@ -353,7 +353,7 @@ export async function runDaemon(
     if (!force && !windowPressure && !settled && !due) return;
     // After a failure, try again once per checkpointInterval, not at every turn of the loop that a
     // full window would otherwise bring (reading waits meanwhile: the window bounds replay).
-    if (!force && failedAt !== undefined && t - failedAt < config.checkpointIntervalMs) return;
+    if (!force && lastFailed && t - lastCheckpointAt < config.checkpointIntervalMs) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();
     if (signature === lastSignature) {
@@ -376,7 +376,7 @@ export async function runDaemon(
       metrics.checkpointWritten();
       readiness.checkpointWritten();
       uncheckpointed -= covered;
-      failedAt = undefined;
+      lastFailed = false;
       lastSignature = signature;
       lastCheckpointAt = t;
       lastCheckpointMs = performance.now() - t;
@@ -388,7 +388,7 @@ export async function runDaemon(
       readiness.checkpointFailed(String(err));
       log("error", "checkpoint write failed; will retry", { stateDir: config.stateDir, error: String(err) });
       lastCheckpointAt = t;
-      failedAt = t;
+      lastFailed = true;
     }
   };
 
