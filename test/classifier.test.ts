@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Classifier, lastHashes, normalizedHash, normalizeForKey } from "../src/classify/classifier.js";
+import {
+  Classifier,
+  lastHashes,
+  normalizedHash,
+  normalizedHashBytes,
+  normalizeForKey,
+} from "../src/classify/classifier.js";
 import { parseOperatorRules, RuleSyntaxError } from "../src/classify/operator-rules.js";
 import { providerOf } from "../src/classify/providers.js";
 import { BOUNCE_REASONS, REASON_INFO } from "../src/classify/taxonomy.js";
@@ -194,6 +200,38 @@ describe("Classifier decision order", () => {
       seen.set(key, normalized);
     }
     assert.equal(seen.size, samples.length - 1, "the two spamhaus replies differ only in the IP: one key");
+  });
+
+  it("hashes a CSV field's bytes as the text it stands for (doubled quotes once), so both paths share entries", () => {
+    const texts = [
+      "",
+      " ",
+      "smtp;550 5.1.1 <anna@x.com>: user unknown [192.0.2.1] id=4f3a9c2e11 TSS04  end ",
+      'smtp; 550 Unknown user in "RCPT TO:<david@example.es>"',
+      '"',
+      '""quoted"" ids 1234567890 and @ alone',
+      "tab\there and a backslash \\ ",
+    ];
+    for (const text of texts) {
+      const h = normalizedHash(text);
+      const check = lastHashes()[1];
+      // As the field sits in a record: quoted, every quote doubled, between other fields.
+      const field = `"${text.replaceAll('"', '""')}"`;
+      const record = Buffer.from(`b,2025-01-15 08:00:00+0000,${field},vmta-1`);
+      const from = record.indexOf(field) + 1;
+      const to = from + Buffer.byteLength(field) - 2;
+      assert.equal(normalizedHashBytes(record, from, to), h, JSON.stringify(text));
+      assert.equal(lastHashes()[1], check, JSON.stringify(text));
+    }
+    // The classifier finds the entry the text path made from the bytes' hashes.
+    const c = new Classifier();
+    const diag = "smtp;550 5.1.1 <bob@y.org>: user unknown";
+    const a = c.classify({ dsnStatus: "5.1.1", dsnDiag: diag });
+    const bytes = Buffer.from(diag);
+    const diagHash = normalizedHashBytes(bytes, 0, bytes.length);
+    const b = c.classify({ dsnStatus: "5.1.1", dsnDiag: diag, diagHash, diagCheck: lastHashes()[1] });
+    assert.equal(b, a);
+    assert.equal(c.hits, 1);
   });
 
   it("keeps replies still in use and forgets the others when its cache turns over", () => {

@@ -257,6 +257,25 @@ describe("EventWriter", () => {
     });
   });
 
+  it("rejects an event that outgrew its bound, staged record and all, and leaves the events before it intact", () => {
+    const w = new EventWriter();
+    const record = Buffer.from(`${"r".repeat(40)},${"s".repeat(40)}`);
+    w.begin(200, record);
+    w.copy(record, 0, 40);
+    const first = w.end();
+    assert.equal(first?.toString(), `"${"r".repeat(40)}"`);
+    // Too long for its bound: writing runs over the staged record, and end() refuses the event.
+    w.begin(30, record);
+    w.copy(record, 41, 81);
+    w.copy(record, 0, 40);
+    assert.equal(w.end(), undefined);
+    // The next event takes the rejected one's place; the first is untouched.
+    w.begin(100, record);
+    w.copy(record, 41, 81);
+    assert.equal(w.end()?.toString(), `"${"s".repeat(40)}"`);
+    assert.equal(first?.toString(), `"${"r".repeat(40)}"`);
+  });
+
   it("writes a slab again only once every event in it was released, in any order of releases", () => {
     const w = new EventWriter();
     // Seeded: events of varied size, released in random order from a window of up to 2,000, a few

@@ -113,6 +113,8 @@ export function classifyBounce(
   dsnAction: string | undefined,
   recipientDomain: string | undefined,
   classifier: Classifier,
+  diagHash?: number,
+  diagCheck?: number,
 ): BounceSignals {
   const dsnStatus = get("dsnStatus");
   const dsnDiag = get("dsnDiag");
@@ -128,6 +130,8 @@ export function classifyBounce(
     dsnMta,
     mtaHost: mta?.host,
     recipientDomain,
+    diagHash,
+    diagCheck,
   });
   return { dsnStatus, dsnDiag, bounceCat, mta, c };
 }

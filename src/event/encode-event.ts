@@ -1,5 +1,5 @@
 import { isUtf8 } from "node:buffer";
-import type { Classification } from "../classify/classifier.js";
+import { type Classification, lastCheckHash, normalizedHashBytes } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
 import { FieldSpans } from "../decode/field-spans.js";
 import { domainOf } from "../decode/field-values.js";
@@ -275,8 +275,16 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   }
   const recipientDomain = domainOf(recipient);
   let bounce: BounceSignals | undefined;
+  const diagAt = firstFilled(at.dsnDiag);
   if (kind === "bounce" || kind === "deferral") {
-    bounce = classifyBounce(get, type, dsnAction, recipientDomain, ctx.classifier);
+    // The diagnostic's cache key hashed from its bytes (normalizedHashBytes): no walk over its text.
+    let diagHash: number | undefined;
+    let diagCheck: number | undefined;
+    if (diagAt >= 0) {
+      diagHash = normalizedHashBytes(src, from[diagAt] as number, to[diagAt] as number);
+      diagCheck = lastCheckHash();
+    }
+    bounce = classifyBounce(get, type, dsnAction, recipientDomain, ctx.classifier, diagHash, diagCheck);
     if (bounce.dsnStatus === undefined && bounce.dsnDiag === undefined) return viaObject(record, ctx, w);
   }
 
@@ -290,7 +298,10 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   const id = idPrefix(record.fileKey);
   // Each byte of the record lands in the event a few times at most (a field, a top-level copy, a
   // lower-cased domain, a header To: also read as the recipient), each at most 6 bytes escaped.
-  w.begin(24 * src.length + layout.keyBytes + id.length + source.length + (bouncePart?.length ?? 0) + 512);
+  w.begin(
+    24 * src.length + layout.keyBytes + id.length + source.length + (bouncePart?.length ?? 0) + 512,
+    src,
+  );
   w.raw(id);
   w.int(record.offset);
   w.raw(KIND[kind]);
@@ -320,7 +331,6 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   }
   if (bounce !== undefined && bouncePart !== undefined) {
     w.raw(bouncePart);
-    const diagAt = firstFilled(at.dsnDiag);
     if (diagAt >= 0) {
       w.raw(DIAGNOSTIC);
       field(diagAt);

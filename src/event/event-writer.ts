@@ -29,6 +29,9 @@ const HEX = "0123456789abcdef";
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+/** Longer values are moved with copyWithin rather than byte by byte (the two cost the same at ~16). */
+const COPY_WITHIN = 16;
+
 /** Slabs kept for reuse at most: enough to absorb the acknowledgement of a few batches at once. */
 const SPARE_SLABS = 4;
 
@@ -42,6 +45,13 @@ export class EventWriter {
   private buf: Buffer = EMPTY;
   private pos = 0;
   private start = 0;
+  /** End of the bytes the current event may take (`begin`'s bound). */
+  private limit = 0;
+  /**
+   * Where the source record (`begin`'s `src`) sits in the slab, minus nothing: byte i of the record
+   * is at `staged + i`, just past the event's bound. -1 when no record was staged.
+   */
+  private staged = -1;
   /** Slabs holding events not yet released, by their memory. */
   private readonly uses = new Map<ArrayBufferLike, SlabUse>();
   private readonly spare: Buffer[] = [];
@@ -54,23 +64,39 @@ export class EventWriter {
     return this.written();
   }
 
-  /** Starts an event of at most `bound` bytes. */
-  begin(bound: number): void {
-    if (this.buf.length - this.pos < bound) {
+  /**
+   * Starts an event of at most `bound` bytes. With `src` (the record the event is written from),
+   * the record is also copied into the slab right after the bound, so that `copy` can move long
+   * values with copyWithin: a native move inside one buffer costs the same ~20 ns whatever the
+   * length, where the byte loop costs ~1.1 ns a byte (and Buffer.copy or set() from the record's
+   * own buffer first allocate a view, ~70 ns). Those staged bytes are overwritten by the next event.
+   */
+  begin(bound: number, src?: Uint8Array): void {
+    const need = bound + (src?.length ?? 0);
+    if (this.buf.length - this.pos < need) {
       const old = this.buf;
       // The slab being left is spare at once if all its events were released already.
       if (old !== EMPTY && !this.uses.has(old.buffer)) this.keep(old);
       this.buf =
-        (bound <= SLAB_BYTES ? this.spare.pop() : undefined) ??
-        Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bound));
+        (need <= SLAB_BYTES ? this.spare.pop() : undefined) ??
+        Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, need));
       this.pos = 0;
     }
     this.start = this.pos;
+    this.limit = this.pos + bound;
+    if (src === undefined) this.staged = -1;
+    else {
+      this.staged = this.limit;
+      this.buf.set(src, this.limit);
+    }
   }
 
-  /** The event written since `begin`, or undefined (and nothing kept) when it outgrew its bound. */
+  /**
+   * The event written since `begin`, or undefined (and nothing kept) when it outgrew its bound: its
+   * bytes may then have run over the staged record, so none of them can be trusted.
+   */
   end(): Buffer | undefined {
-    if (this.pos > this.buf.length) {
+    if (this.pos > this.limit) {
       this.pos = this.start;
       return undefined;
     }
@@ -173,14 +199,18 @@ export class EventWriter {
 
   /**
    * The JSON string literal of bytes `src[from, to)` that need no escaping (FieldSpans.clean): a
-   * plain copy between quotes. (Buffer.copy for the long values measured no faster: each call
-   * allocates a view, which the GC then pays for.)
+   * plain copy between quotes. `src` must be the record staged by `begin`; values longer than
+   * COPY_WITHIN bytes are moved from the staged copy.
    */
   copy(src: Uint8Array, from: number, to: number): void {
     const buf = this.buf;
     let o = this.pos;
     buf[o++] = QUOTE;
-    for (let i = from; i < to; i++) buf[o++] = src[i] as number;
+    if (to - from > COPY_WITHIN && this.staged >= 0) {
+      // Past the slab's end copyWithin copies what fits; end() then rejects the event anyway.
+      buf.copyWithin(o, this.staged + from, this.staged + to);
+      o += to - from;
+    } else for (let i = from; i < to; i++) buf[o++] = src[i] as number;
     buf[o++] = QUOTE;
     this.pos = o;
   }
