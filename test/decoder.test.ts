@@ -216,6 +216,24 @@ describe("AccountingDecoder", () => {
     assert.ok(recs[3]?.values[2]?.includes("\uFFFD"));
   });
 
+  it("marks a record plain only when no warning is known without a split, whichever way the type is written", () => {
+    const file = Buffer.from('type,rcpt,dsnDiag\nb,a@x.com,ok\n"rb",b@x.com,"x, y"\ntq\nzz,c@x.com,x\n');
+    const recs = records(decodeAll(file, 3));
+    assert.deepEqual(
+      recs.map((r) => [r.type, r.plain, r.values, r.warnings]),
+      [
+        ["b", true, ["b", "a@x.com", "ok"], undefined],
+        ["rb", true, ["rb", "b@x.com", "x, y"], undefined],
+        // Plain as far as the decoder knows; the split finds the missing columns (encodeEvent does too).
+        ["tq", true, ["tq"], ["columns: 1 fields, header has 3"]],
+        ["zz", false, ["zz", "c@x.com", "x"], ['type: unknown record type "zz"']],
+      ],
+    );
+    // Columns from a fallback list are a warning the decoder knows of.
+    const fallback = records([...new AccountingDecoder().push(Buffer.from("b,,,o@x,a@x.com\n"))])[0];
+    assert.equal(fallback?.plain, false);
+  });
+
   it("uses a remembered header, then configured fallback columns, then PowerMTA's defaults, flagged", () => {
     const row = Buffer.from("b,,,o@x,a@x.com,,5.1.1,failed,smtp;550 unknown,,,,1-1-1\n");
     const remembered = new Header(HEADER.split(","));

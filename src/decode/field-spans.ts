@@ -110,6 +110,13 @@ export class FieldSpans {
     return count;
   }
 
+  /** Field i's value as splitFields gives it: its bytes as UTF-8, a doubled quote read as one. */
+  text(src: Buffer, i: number): string {
+    const s = src.toString("utf8", this.from[i], this.to[i]);
+    // Only a quoted field can hold quotes, and in one that split() accepted every quote is doubled.
+    return this.clean[i] === 1 ? s : s.replaceAll('""', '"');
+  }
+
   private grow(): void {
     const from = new Int32Array(this.from.length * 2);
     const to = new Int32Array(this.to.length * 2);

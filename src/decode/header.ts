@@ -6,6 +6,8 @@ import { splitFields } from "./field-splitter.js";
  * `rcvSourceIp` twice), so a name maps to every position holding it and readers take the first
  * non-empty value.
  */
+const NONE: readonly number[] = [];
+
 export class Header {
   readonly names: readonly string[];
   /** Exact bytes of the header line as read (without line ending); part of the file key. */
@@ -29,6 +31,11 @@ export class Header {
 
   has(name: string): boolean {
     return this.positions.has(name);
+  }
+
+  /** Positions of the column(s) named `name`, in order; empty when there is none. */
+  positionsOf(name: string): readonly number[] {
+    return this.positions.get(name) ?? NONE;
   }
 
   /** First non-empty value of the column(s) named `name`, or undefined when absent or empty. */

@@ -239,26 +239,40 @@ const logged = new TimeJson();
 const queued = new TimeJson();
 
 export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWriter): EncodedEvent {
-  const { header, values, bytes: src } = record;
+  const { header, bytes: src } = record;
   const layout = layoutOf(header);
-  if (!layout.direct || record.warnings !== undefined) return viaObject(record, ctx, w);
+  // The three warnings only a split can show (quoting, encoding, column count) are checked here from
+  // the bytes: a plain record's `values` and `warnings` are never worked out on this path.
+  if (!layout.direct || !record.plain) return viaObject(record, ctx, w);
   const count = spans.split(src);
-  if (count !== values.length || ((spans.high & 0x80) !== 0 && !isUtf8(src)))
-    return viaObject(record, ctx, w);
-  const get = (name: string): string | undefined => header.get(values, name);
+  if (count !== header.width || ((spans.high & 0x80) !== 0 && !isUtf8(src))) return viaObject(record, ctx, w);
+  const { from, to, clean } = spans;
+  // The few values needed as strings (classifier input, metrics labels): for an ASCII record, slices
+  // of one string of the whole record (byte offsets are character offsets), which cost less than a
+  // decode per field.
+  let whole: string | undefined;
+  const text = (i: number): string => {
+    if (spans.high !== 0) return spans.text(src, i);
+    whole ??= src.toString("latin1");
+    const s = whole.slice(from[i], to[i]);
+    return clean[i] === 1 ? s : s.replaceAll('""', '"');
+  };
+  const get = (name: string): string | undefined => {
+    const i = firstFilled(header.positionsOf(name));
+    return i < 0 ? undefined : text(i);
+  };
 
   // Everything that could add a warning is settled before a byte is written: such records take the
   // object path, which words the warnings.
-  const { from, to } = spans;
   const { at } = layout;
   const loggedAt = firstFilled(at.timeLogged);
   if (loggedAt < 0) return viaObject(record, ctx, w);
-  if (!logged.read(src, from[loggedAt] as number, to[loggedAt] as number, values[loggedAt] as string))
+  if (!logged.read(src, from[loggedAt] as number, to[loggedAt] as number, () => text(loggedAt)))
     return viaObject(record, ctx, w);
   const queuedAt = firstFilled(at.timeQueued);
   if (
     queuedAt >= 0 &&
-    !queued.read(src, from[queuedAt] as number, to[queuedAt] as number, values[queuedAt] as string)
+    !queued.read(src, from[queuedAt] as number, to[queuedAt] as number, () => text(queuedAt))
   )
     return viaObject(record, ctx, w);
 
@@ -267,11 +281,11 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   const kind = kindOf(type, dsnAction);
   const rcptAt = firstFilled(at.rcpt);
   let recipient: string | undefined;
-  if (rcptAt >= 0) recipient = values[rcptAt];
+  if (rcptAt >= 0) recipient = text(rcptAt);
   else if (kind === "complaint") {
     // FBL reports often carry no rcpt; the original To: header is the next best thing (buildEvent).
     const toAt = firstFilled(layout.toCols);
-    recipient = toAt < 0 ? undefined : addressIn(values[toAt]);
+    recipient = toAt < 0 ? undefined : addressIn(text(toAt));
   }
   const recipientDomain = domainOf(recipient);
   let bounce: BounceSignals | undefined;
@@ -288,7 +302,6 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     if (bounce.dsnStatus === undefined && bounce.dsnDiag === undefined) return viaObject(record, ctx, w);
   }
 
-  const clean = spans.clean;
   const field = (i: number): void => {
     if (clean[i] === 1) w.copy(src, from[i] as number, to[i] as number);
     else w.csv(src, from[i] as number, to[i] as number);
@@ -428,8 +441,8 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     kind,
     recordType: type,
     recipientDomain,
-    vmta: vmtaAt < 0 ? undefined : values[vmtaAt],
-    jobId: jobAt < 0 ? undefined : values[jobAt],
+    vmta: vmtaAt < 0 ? undefined : text(vmtaAt),
+    jobId: jobAt < 0 ? undefined : text(jobAt),
     bounce: bounce?.c,
   };
 }

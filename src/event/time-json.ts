@@ -21,8 +21,11 @@ export class TimeJson {
   /** ... and its ISO form up to the seconds, `YYYY-MM-DDTHH:MM:`. */
   private readonly prefix = new Uint8Array(17);
 
-  /** Reads the field `src[from, to)`, whose text is `raw`; false when the time cannot be read. */
-  read(src: Uint8Array, from: number, to: number, raw: string): boolean {
+  /**
+   * Reads the field `src[from, to)`, whose text `raw` gives (asked only for the odd forms); false when
+   * the time cannot be read.
+   */
+  read(src: Uint8Array, from: number, to: number, raw: () => string): boolean {
     const plain = to - from === 24 && isPlain(src, from);
     if (plain) {
       if (utcDirect(src, from)) {
@@ -47,7 +50,7 @@ export class TimeJson {
         return true;
       }
     }
-    const iso = parsePmtaTime(raw);
+    const iso = parsePmtaTime(raw());
     if (iso === undefined || iso.length > 60) return false;
     const json = this.json;
     json[0] = 0x22;
