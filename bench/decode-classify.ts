@@ -4,7 +4,7 @@
  * Generates a realistic bounces file (seeded; ~340 bytes a record, 20 % rb, about half with quoted
  * fields) under bench/data/, then measures, each as the median of several runs:
  *   - csv-parse (sync, info: true): the library the design names, parse only — for the decision;
- *   - our decoder alone (bytes → records with offsets);
+ *   - our decoder alone (bytes → records with offsets, type and columns; fields split when read);
  *   - the classifier alone, with and without its cache;
  *   - decode + classify + event as the daemon writes it (encodeEvent, bytes into EventWriter's slabs):
  *     everything but I/O;
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     }) as unknown[];
     return rows.length;
   });
-  measure("decoder: bytes → records with offsets", () => decodeAll(bytes, () => {}));
+  measure("decoder: bytes → records (fields split when read)", () => decodeAll(bytes, () => {}));
 
   // End to end first: the classifier-only runs below keep a million inputs alive, which slows GC.
   measure("decode + classify + encodeEvent → EventWriter slab (the daemon's path)", () => {
