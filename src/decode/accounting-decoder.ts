@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { splitFields } from "./field-splitter.js";
+import { type SplitResult, splitFields } from "./field-splitter.js";
 import { type FallbackColumns, Header, headerFromRow, isHeaderRow, PMTA_DEFAULT_COLUMNS } from "./header.js";
 import { type ErrorSpan, type RecordSpan, RecordSplitter, type SpanErrorReason } from "./record-splitter.js";
 
@@ -181,10 +181,12 @@ export class AccountingDecoder {
     // decoder's ~1 µs a record, while the event writer reads the bytes and wants a few fields only.
     let type = knownTypeAt(content);
     let text: string | undefined;
+    let split: SplitResult | undefined;
     let first = type;
     if (type === undefined) {
       text = content.toString("utf8");
-      const values = splitFields(text, span.quoted).values;
+      split = splitFields(text, span.quoted);
+      const values = split.values;
       first = values[0] as string;
       if (isHeaderRow(first)) {
         const header = headerFromRow(values, text);
@@ -198,7 +200,9 @@ export class AccountingDecoder {
     }
     const [header, source] = this.columnsFor(first as string);
     this.fileKey ??= computeFileKey(this.header?.line ?? "", text ?? content.toString("utf8"));
-    this.out.push(new LazyRecord(span, content, type, header, source, this.fileKey));
+    // Split already (an odd first field): the record keeps that split rather than doing it again.
+    const early = text !== undefined && split !== undefined ? { text, split } : undefined;
+    this.out.push(new LazyRecord(span, content, type, header, source, this.fileKey, early));
   }
 
   private columnsFor(type: string): [Header, ColumnSource] {
@@ -277,11 +281,13 @@ class LazyRecord implements DecodedRecord {
     readonly header: Header,
     readonly columnSource: ColumnSource,
     readonly fileKey: string,
+    early?: { readonly text: string; readonly split: SplitResult },
   ) {
     this.offset = span.start;
     this.end = span.end;
     this.quoted = span.quoted;
     this.plain = knownType !== undefined && (columnSource === "file" || columnSource === "remembered");
+    if (early !== undefined) this.keep(early.text, early.split);
     // An unknown type's own text; a known type's constant string rather than a slice of the record:
     // maps keyed by type (metrics, caches) find the constant's hash already computed.
     this.type = knownType ?? this.values[0] ?? "";
@@ -298,7 +304,13 @@ class LazyRecord implements DecodedRecord {
   private fields(): { readonly values: string[]; readonly warnings: string[] | undefined } {
     if (this.split !== undefined) return this.split;
     const text = this.bytes.toString("utf8");
-    const split = splitFields(text, this.quoted);
+    return this.keep(text, splitFields(text, this.quoted));
+  }
+
+  private keep(
+    text: string,
+    split: SplitResult,
+  ): { readonly values: string[]; readonly warnings: string[] | undefined } {
     const values = split.values;
     const warnings: string[] = [];
     if (split.quoteWarning !== undefined) warnings.push(`quoting: ${split.quoteWarning}`);
