@@ -1,13 +1,13 @@
 import { splitFields } from "./field-splitter.js";
 
+const NONE: readonly number[] = [];
+
 /**
  * Column layout of an accounting file. PowerMTA writes one header line naming every column of the
  * union of the configured record types; names can repeat (a real `d,b,f,rb` file carries
  * `rcvSourceIp` twice), so a name maps to every position holding it and readers take the first
  * non-empty value.
  */
-const NONE: readonly number[] = [];
-
 export class Header {
   readonly names: readonly string[];
   /** Exact bytes of the header line as read (without line ending); part of the file key. */

@@ -247,16 +247,8 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   const count = spans.split(src);
   if (count !== header.width || ((spans.high & 0x80) !== 0 && !isUtf8(src))) return viaObject(record, ctx, w);
   const { from, to, clean } = spans;
-  // The few values needed as strings (classifier input, metrics labels): for an ASCII record, slices
-  // of one string of the whole record (byte offsets are character offsets), which cost less than a
-  // decode per field.
-  let whole: string | undefined;
-  const text = (i: number): string => {
-    if (spans.high !== 0) return spans.text(src, i);
-    whole ??= src.toString("latin1");
-    const s = whole.slice(from[i], to[i]);
-    return clean[i] === 1 ? s : s.replaceAll('""', '"');
-  };
+  // The few values needed as strings: classifier input, metrics labels.
+  const text = (i: number): string => spans.text(src, i);
   const get = (name: string): string | undefined => {
     const i = firstFilled(header.positionsOf(name));
     return i < 0 ? undefined : text(i);
