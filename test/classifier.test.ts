@@ -126,6 +126,13 @@ describe("Classifier decision order", () => {
       dsnDiag: "smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound",
     });
     assert.equal(r.status, "5.1.10");
+    // "undefined status" describes 5.0.0, not the 5.1.10 reported.
+    assert.equal(r.statusText, undefined);
+    const same = c.classify({
+      dsnStatus: "5.1.1 (bad destination mailbox address)",
+      dsnDiag: "smtp;550 5.1.1 No",
+    });
+    assert.deepEqual([same.status, same.statusText], ["5.1.1", "bad destination mailbox address"]);
   });
 
   it("classifies PowerMTA-internal outcomes", () => {

@@ -215,7 +215,9 @@ export class Classifier {
       confidence: decision.confidence,
       provider,
       ...(code === undefined ? {} : { status: code }),
-      ...(status?.text === undefined ? {} : { statusText: status.text }),
+      // PowerMTA's text describes the code it wrote; when the reply's more specific code replaced a
+      // generic X.0.0 ("5.0.0 (undefined status)" next to "#5.1.1"), that text would mislabel it.
+      ...(status?.text === undefined || status.code !== code ? {} : { statusText: status.text }),
       ...(diag?.smtpCode === undefined ? {} : { smtpCode: diag.smtpCode }),
     };
   }
