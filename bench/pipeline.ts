@@ -14,6 +14,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { HELP, parseArgs, UsageError } from "./lib/args.js";
 import { type RunResult, runDaemonCatchUp } from "./lib/catch-up.js";
+import { CLI, unitEnvironment, unitNodeFlags } from "./lib/daemon.js";
 import { DATA_DIR, ensureBouncesFile, warmPageCache } from "./lib/data.js";
 import { idleMode } from "./lib/idle.js";
 import { latencyMode, steadyMode } from "./lib/live.js";
@@ -114,8 +115,15 @@ function stages(): void {
   results.stages = r.stdout;
 }
 
+/** How the daemon is started: the unit's environment and Node flags, and the script. */
+function daemonLine(): string {
+  const env = Object.entries(unitEnvironment()).map(([k, v]) => `${k}=${v}`);
+  return [...env, "node", ...unitNodeFlags(), CLI.replace(`${process.cwd()}/`, ""), "run"].join(" ");
+}
+
 async function main(): Promise<void> {
   console.log(`# pmta-ingest pipeline benchmark\n\nmachine: ${machineLine()}`);
+  console.log(`daemon: ${daemonLine()}`);
   mkdirSync(DATA_DIR, { recursive: true });
   // Under bench/data/ so the data file can be hard-linked into each run's live directory.
   const work = mkdtempSync(join(DATA_DIR, ".work-"));

@@ -318,6 +318,11 @@ describe("install files (pmta/)", () => {
       "/usr/bin/node --max-semi-space-size=8 /opt/pmta-ingest/pmta-ingest.mjs run --config /etc/pmta-ingest/config.yaml",
     );
     assert.equal(value("StateDirectory"), "pmta-ingest");
+    // The allocator settings the benchmark measured (bench/lib/daemon.ts reads them from here).
+    assert.deepEqual(
+      [...text.matchAll(/^Environment=(.*)$/gm)].map((m) => m[1]),
+      ["MALLOC_ARENA_MAX=1", "MALLOC_MMAP_THRESHOLD_=65536"],
+    );
     const config = await loadRunConfig({
       file: example,
       flags: { stateDir: join(work, "example-state") },

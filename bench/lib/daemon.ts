@@ -6,11 +6,13 @@ import { Measured } from "./measured.js";
 
 /**
  * The real daemon as the benchmark runs it: `node <flags> dist/src/cli/main.js run --config
- * <generated>`, with the Node flags the shipped systemd unit gives it and default settings except
+ * <generated>` (or the script in PMTA_INGEST_BENCH_SCRIPT, e.g. the bundle), with the Node flags and
+ * environment the shipped systemd unit gives it and default settings except
  * what a benchmark must pin (paths, the receiver's URL, host, and the metrics listener off so that
  * parallel runs never fight over its port).
  */
-export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export const CLI =
+  process.env.PMTA_INGEST_BENCH_SCRIPT || fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 const UNIT = fileURLToPath(new URL("../../../pmta/systemd/pmta-ingest.service", import.meta.url));
 
@@ -19,6 +21,17 @@ export function unitNodeFlags(): string[] {
   const exec = /^ExecStart=\S+\/node((?: --\S+)*) /m.exec(readFileSync(UNIT, "utf8"));
   if (exec === null) throw new Error(`${UNIT}: no "ExecStart=/usr/bin/node ..." line`);
   return (exec[1] ?? "").split(" ").filter((f) => f !== "");
+}
+
+/**
+ * The unit's `Environment=NAME=value` lines (one assignment a line, no quoting: the unit keeps them
+ * that simple), so the benchmark's daemon runs with the allocator settings it ships with.
+ */
+export function unitEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of readFileSync(UNIT, "utf8").matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm))
+    env[m[1] as string] = m[2] as string;
+  return env;
 }
 
 export interface DaemonWorkspace {
@@ -82,6 +95,7 @@ export function startDaemon(
   const args = [...unitNodeFlags(), ...nodeArgs, CLI, "run", "--config", ws.config];
   return Measured.start(name, process.execPath, args, ws.dir, {
     useTime,
+    env: { ...process.env, ...unitEnvironment() },
   });
 }
 
