@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import { AccountingDecoder, type DecodedItem, type DecodedRecord } from "../src/decode/accounting-decoder.js";
+import {
+  AccountingDecoder,
+  computeFileKey,
+  type DecodedItem,
+  type DecodedRecord,
+} from "../src/decode/accounting-decoder.js";
 import { Header } from "../src/decode/header.js";
 
 const HEADER =
@@ -262,6 +268,19 @@ describe("AccountingDecoder", () => {
     assert.deepEqual(
       rest.map((r) => [r.fileKey, r.offset]),
       full.slice(1).map((r) => [r.fileKey, r.offset]),
+    );
+  });
+
+  it("keeps the file key (part of every event id) as earlier versions computed it", () => {
+    // Ids must not change across an upgrade, or a backend could no longer recognise records re-sent
+    // after a restart. The key is the first 16 hex digits of sha256(header line, "\n", first record).
+    const key = computeFileKey("type,timeLogged,orig,rcpt", "b,2025-01-15 08:00:00+0000,o@x,a@x.com");
+    assert.equal(key, "75db5118a09145d3");
+    const row = "b,2025-01-15 08:00:00+0000,o@x,a@x.com";
+    const first = records(decodeAll(Buffer.from(`${HEADER}\n${row}\n`), 50))[0] as DecodedRecord;
+    assert.equal(
+      first.fileKey,
+      createHash("sha256").update(HEADER).update("\n").update(row).digest("hex").slice(0, 16),
     );
   });
 

@@ -4,7 +4,7 @@ import { Classifier } from "../src/classify/classifier.js";
 import { AccountingDecoder, type DecodedRecord } from "../src/decode/accounting-decoder.js";
 import { buildEvent, type EventContext } from "../src/event/build-event.js";
 import { encodeEvent, encodePaths } from "../src/event/encode-event.js";
-import { EventWriter } from "../src/event/event-writer.js";
+import { EventWriter, ownBytes } from "../src/event/event-writer.js";
 import { generateBouncesFile, generateFblFile } from "../src/simulate/record-generator.js";
 
 /**
@@ -240,6 +240,15 @@ describe("encodeEvent", () => {
 });
 
 describe("EventWriter", () => {
+  it("keeps cached bytes in memory of their own, not in a slice of Node's shared pool", () => {
+    // A pool slice kept in a long-lived cache keeps its whole 8 KiB slab alive (see ownBytes).
+    const text = ',"bounce":{"hard":true,"reason":"invalid_mailbox","note":"Zoë"';
+    const own = ownBytes(text);
+    assert.equal(Buffer.from(own).toString(), text);
+    assert.equal(own.buffer.byteLength, own.length);
+    assert.ok(Buffer.from(text).buffer.byteLength > text.length, "Buffer.from slices the pool");
+  });
+
   it("gives each line its own bytes, which later lines never overwrite, across slabs", () => {
     const w = new EventWriter();
     const lines = [

@@ -18,7 +18,7 @@ import {
   mappedColumnsOf,
 } from "./build-event.js";
 import type { EventKind } from "./event.js";
-import type { EventWriter } from "./event-writer.js";
+import { type EventWriter, ownBytes } from "./event-writer.js";
 import { TimeJson } from "./time-json.js";
 
 /**
@@ -83,8 +83,8 @@ type Column = (typeof COLUMNS)[number];
 const layouts = new WeakMap<Header, Layout>();
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 const isIndex = (n: string): boolean => ARRAY_INDEX.test(n) && Number(n) < 2 ** 32 - 1;
-const keyOf = (name: string): Uint8Array => Buffer.from(`,${JSON.stringify(name)}:`);
-const firstKeyOf = (name: string): Uint8Array => Buffer.from(`${JSON.stringify(name)}:`);
+const keyOf = (name: string): Uint8Array => ownBytes(`,${JSON.stringify(name)}:`);
+const firstKeyOf = (name: string): Uint8Array => ownBytes(`${JSON.stringify(name)}:`);
 
 /** Group index of each name that occurs more than once (-1 for the others), and how many groups. */
 function groupsOf(names: readonly string[]): [number[], number] {
@@ -162,7 +162,7 @@ function bouncePrefix(c: Classification, category: string | undefined): Uint8Arr
   if (c.status !== undefined) json += `,"status":${s(c.status)}`;
   if (c.statusText !== undefined) json += `,"statusText":${s(c.statusText)}`;
   if (c.smtpCode !== undefined) json += `,"smtpCode":${s(c.smtpCode)}`;
-  const bytes = Buffer.from(json);
+  const bytes = ownBytes(json);
   bounceJson.set(c, { category, bytes });
   return bytes;
 }
@@ -173,7 +173,7 @@ const sourceJson = new WeakMap<EventContext, Uint8Array>();
 function sourceOf(ctx: EventContext): Uint8Array {
   let source = sourceJson.get(ctx);
   if (source === undefined) {
-    source = Buffer.from(
+    source = ownBytes(
       `},"source":{"host":${JSON.stringify(ctx.host)},"file":${JSON.stringify(ctx.file)},"offset":`,
     );
     sourceJson.set(ctx, source);

@@ -22,6 +22,18 @@
  * released (the daemon stopping with events in flight) simply keeps its slab until the GC takes it.
  */
 
+/**
+ * `s` as UTF-8 in memory of its own, for bytes kept in a long-lived cache. Buffer.from gives a string
+ * under 4 KiB a slice of Node's shared 8 KiB pool, and one such slice kept alive keeps its whole pool
+ * slab alive: the bounce prefixes cached per classification once held 17 MB of 8 KiB slabs for
+ * ~2,100 entries (a heap snapshot of the 100,000-file case).
+ */
+export function ownBytes(s: string): Uint8Array {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(s));
+  bytes.write(s);
+  return bytes;
+}
+
 /** Slab size: ~700 events of the usual size; a window of 10,000 events keeps ~15 slabs alive. */
 const SLAB_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
