@@ -674,7 +674,7 @@ export class Tailer {
   /** Starts reading `t`'s next chunk into `buf`; undefined when there is nothing to read. */
   private startRead(t: Tracked, buf: Buffer): PendingRead | undefined {
     const handle = t.handle;
-    if (handle === undefined || t.readOffset >= t.size || t.backlog.length > 0) return undefined;
+    if (handle === undefined || t.readOffset >= t.size) return undefined;
     const want = Math.min(buf.length, t.size - t.readOffset);
     const done = handle.read(buf, 0, want, t.readOffset).then((r) => r.bytesRead);
     // A read still in flight when handing on throws is waited for in readOn's finally; until then
@@ -739,12 +739,9 @@ export class Tailer {
     chunk: Buffer,
     round: ReadRoundState,
   ): Promise<DecodedItem[] | undefined> {
-    const handle = t.handle;
-    if (handle === undefined || t.readOffset >= t.size) return undefined;
-    const want = Math.min(chunk.length, t.size - t.readOffset);
-    const { bytesRead } = await handle.read(chunk, 0, want, t.readOffset);
-    if (bytesRead === 0) return undefined;
-    return this.decoded(t, chunk, bytesRead, round);
+    const read = this.startRead(t, chunk);
+    const bytesRead = read === undefined ? 0 : await read.done;
+    return bytesRead === 0 ? undefined : this.decoded(t, chunk, bytesRead, round);
   }
 
   /** Decodes `bytesRead` bytes just read at `t.readOffset` (the decoder copies what it keeps). */
