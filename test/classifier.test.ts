@@ -258,6 +258,28 @@ describe("Classifier decision order", () => {
     assert.equal(c.misses, before + 1, "not used for two generations: forgotten");
   });
 
+  it("hands out one result object for replies that classify alike, and keeps none of their text", () => {
+    const c = new Classifier();
+    const input = (text: string, bounceCat: string) => ({
+      type: "b",
+      dsnStatus: "5.1.1",
+      dsnDiag: `smtp;550 ${text}`,
+      bounceCat,
+    });
+    const a = c.classify(input("no such user", "bad-mailbox"));
+    const b = c.classify(input("no such user here", "inactive-mailbox"));
+    const d = c.classify(input("mailbox unavailable: no such user", "bad-mailbox"));
+    assert.equal(c.misses, 3, "three different replies, three cache entries");
+    assert.equal(b, a, "same result: the same object (memoised bytes and labels are shared)");
+    assert.equal(d, a);
+    assert.equal(a.reason, "invalid_mailbox");
+    // A different result is a different object, and the shared one is not changed by it.
+    const e = c.classify(input("mailbox full", "quota-issues"));
+    assert.notEqual(e, a);
+    assert.equal(a.reason, "invalid_mailbox");
+    assert.deepEqual({ ...c.classify(input("no such user", "bad-mailbox")) }, { ...a });
+  });
+
   it("tells apart cached replies that differ in status, action, category, type or provider", () => {
     const cached = new Classifier();
     const diag = "smtp;550 mailbox unavailable";

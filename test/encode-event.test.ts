@@ -87,6 +87,28 @@ describe("encodeEvent", () => {
       assert.equal(data.toString(), line, "an event changed after later writes");
   });
 
+  it("writes each record's own bounceCat when replies of different categories share one result", () => {
+    const c = ctx();
+    const header = "type,timeLogged,rcpt,dsnStatus,dsnDiag,bounceCat";
+    // Three replies the classifier keeps apart (their normalized text differs) with the same result,
+    // under categories that alternate: one result object, its bytes memoised per category.
+    const diags = ["smtp;550 no such user", "smtp;550 no such user here", "smtp;550 no such user, sorry"];
+    const cats = ["bad-mailbox", "inactive-mailbox", "", "bad-mailbox", "other", "inactive-mailbox"];
+    const rows: string[] = [];
+    for (let i = 0; i < 60; i++)
+      rows.push(`b,2025-01-15 08:00:01+0000,u${i}@x.de,5.1.1,"${diags[i % 3]}",${cats[i % cats.length]}`);
+    const records = decodeAll(`${header}\n${rows.join("\n")}\n`);
+    assert.equal(records.length, 60);
+    const results = new Set();
+    for (const r of records) {
+      assert.equal(assertSame(r, c), "bytes", `record at offset ${r.offset}`);
+      results.add(encodeEvent(r, c, writer).bounce);
+    }
+    assert.equal(results.size, 1, "one shared result for the three replies");
+    // Cache entries are per reply and category: (0, bad), (1, inactive), (2, ""), (1, other), (2, inactive).
+    assert.equal(c.classifier.misses, 5, "five cache entries, one result");
+  });
+
   it("writes escapes, doubled quotes, non-ASCII and control characters from the bytes as JSON.stringify does", () => {
     const c = ctx();
     const header = "type,timeLogged,orig,rcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,vmta,header_To";

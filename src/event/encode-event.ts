@@ -4,6 +4,7 @@ import type { DecodedRecord } from "../decode/accounting-decoder.js";
 import { FieldSpans } from "../decode/field-spans.js";
 import { domainOf } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
+import { ownString } from "../decode/own-string.js";
 import {
   addressIn,
   type BounceSignals,
@@ -145,26 +146,53 @@ function firstFilled(positions: readonly number[]): number {
 
 /**
  * The start of the `bounce` object (hard … smtpCode) for a classification and a bounceCat. The
- * classifier hands out the same object for every record of a cached reply, so this is built once per
- * distinct reply rather than once per record.
+ * classifier hands out one object per distinct result, so this is built once per result and
+ * category rather than once per record. The last category asked for is checked first: most records
+ * of a result carry the same one.
  */
-const bounceJson = new WeakMap<
-  Classification,
-  { readonly category: string | undefined; readonly bytes: Uint8Array }
->();
+interface BounceBytes {
+  readonly category: string | undefined;
+  readonly bytes: Uint8Array;
+}
+interface BounceMemo {
+  last: BounceBytes;
+  /** Every category's bytes, once a second one was asked for. */
+  all?: Map<string | undefined, BounceBytes>;
+}
+const bounceJson = new WeakMap<Classification, BounceMemo>();
 
 function bouncePrefix(c: Classification, category: string | undefined): Uint8Array {
   const memo = bounceJson.get(c);
-  if (memo !== undefined && memo.category === category) return memo.bytes;
+  if (memo !== undefined && memo.last.category === category) return memo.last.bytes;
+  const known = memo?.all?.get(category);
+  if (memo !== undefined && known !== undefined) {
+    memo.last = known;
+    return known.bytes;
+  }
+  // Owned: the category is a slice of the record's text, which the memo would otherwise keep alive.
+  const made = {
+    category: category === undefined ? undefined : ownString(category),
+    bytes: bounceBytes(c, category),
+  };
+  if (memo === undefined) bounceJson.set(c, { last: made });
+  else {
+    memo.all ??= new Map([[memo.last.category, memo.last]]);
+    // A category is one of a few PowerMTA names; the bound only guards against a file of nonsense.
+    if (memo.all.size >= 64) memo.all.clear();
+    memo.all.set(made.category, made);
+    memo.last = made;
+  }
+  return made.bytes;
+}
+
+function bounceBytes(c: Classification, category: string | undefined): Uint8Array {
   const s = JSON.stringify;
   let json = `,"bounce":{"hard":${c.hard},"permanent":${c.permanent},"reason":${s(c.reason)},"action":${s(c.action)},"scope":${s(c.scope)},"evidence":${s(c.evidence)},"confidence":${s(c.confidence)},"provider":${s(c.provider)}`;
   if (category !== undefined) json += `,"category":${s(category)}`;
   if (c.status !== undefined) json += `,"status":${s(c.status)}`;
   if (c.statusText !== undefined) json += `,"statusText":${s(c.statusText)}`;
   if (c.smtpCode !== undefined) json += `,"smtpCode":${s(c.smtpCode)}`;
-  const bytes = ownBytes(json);
-  bounceJson.set(c, { category, bytes });
-  return bytes;
+  return ownBytes(json);
 }
 
 /** `},"source":{"host":…,"file":…,"offset":`: closes `fields` and opens `source`, per context. */
