@@ -6,6 +6,7 @@ import {
   parseDsnMta,
   parseDsnStatus,
   parsePmtaTime,
+  plainMtaAt,
 } from "../src/decode/field-values.js";
 import { createRng } from "../src/simulate/rng.js";
 
@@ -178,12 +179,46 @@ describe("parseDsnMta / domainOf", () => {
       "x@",
       "@a",
     ];
-    for (let n = 0; n < 30_000 + edges.length; n++) {
+    let plain = 0;
+    const hostParts = ["mx", ".", "-", "a", "9", "Z", "é", " "];
+    const ipParts = ["1", ".", ":", "f", "F", "g", " "];
+    const some = (from: string[], max: number): string => {
+      let out = "";
+      for (let k = rng.int(0, max); k > 0; k--) out += rng.pick(from);
+      return out;
+    };
+    for (let n = 0; n < 40_000 + edges.length; n++) {
       let s = edges[n] ?? "";
       const len = n < edges.length ? 0 : rng.int(0, 14);
-      for (let k = 0; k < len; k++) s += rng.pick(parts);
+      // Half the rest near the usual `host (ip)` form, where the byte reading must agree most closely.
+      if (n >= edges.length && n % 2 === 0)
+        s = `${some(hostParts, 6)} (${some(ipParts, 6)})${some(parts, 1)}`;
+      else for (let k = 0; k < len; k++) s += rng.pick(parts);
       assert.deepEqual(parseDsnMta(s), mtaReference(s), JSON.stringify(s));
       assert.equal(domainOf(s), domainReference(s), JSON.stringify(s));
+      // The byte reading (encodeEvent), inside a larger buffer as a field is: when it accepts the
+      // bytes, host and IP are exactly what the rules give.
+      const bytes = Buffer.from(`x,${s},y`);
+      const at = plainMtaAt(bytes, 2, bytes.length - 2);
+      if (at >= 0) {
+        const want = mtaReference(s);
+        assert.deepEqual(
+          { host: bytes.toString("utf8", 2, at - 1), ip: bytes.toString("utf8", at + 1, bytes.length - 3) },
+          want,
+          JSON.stringify(s),
+        );
+        plain++;
+      }
     }
+    assert.ok(plain > 500, `${plain} values read from their bytes`);
+    for (const usual of [
+      "mx1.example.com (192.0.2.1)",
+      "mx.a (::1)",
+      "a (1)",
+      "mta7.am0.yahoodns.net (67.195.228.96)",
+    ])
+      assert.ok(plainMtaAt(Buffer.from(usual), 0, usual.length) > 0, usual);
+    for (const other of ["MX (1)", "mx  (1)", "mx (1 )", "mx ()", "(1)", "mx (1.2.3.4) ", "mx", "mx.é (1)"])
+      assert.equal(plainMtaAt(Buffer.from(other), 0, Buffer.byteLength(other)), -1, other);
   });
 });

@@ -128,6 +128,18 @@ export class FieldSpans {
     return this.clean[i] === 1 ? s : s.replaceAll('""', '"');
   }
 
+  /**
+   * Bytes `src[start, end)` of the record last split, known to be ASCII, as a string: a slice of the
+   * record's one string when it has been made (text()), else a decode of just those bytes.
+   */
+  ascii(src: Buffer, start: number, end: number): string {
+    if (this.high === 0) {
+      this.whole ??= src.toString("latin1");
+      return this.whole.slice(start, end);
+    }
+    return src.toString("latin1", start, end);
+  }
+
   private grow(): void {
     const from = new Int32Array(this.from.length * 2);
     const to = new Int32Array(this.to.length * 2);

@@ -190,6 +190,23 @@ export interface ParsedMta {
   readonly ip?: string;
 }
 
+/**
+ * Where the IP's `(` is when the bytes `src[from, to)` are dsnMta in the usual form that
+ * parseDsnMta reads with two slices (`mx1.example.com (192.0.2.1)`, host in lower case): the host is
+ * then `[from, at - 1)` and the IP `[at + 1, to - 1)`. -1 for any other form, which only
+ * parseDsnMta reads. The conditions are parseDsnMta's, on bytes: ASCII, so byte and character
+ * offsets agree, and a host or IP character is never `(`, so the last `(` is the only one.
+ */
+export function plainMtaAt(src: Uint8Array, from: number, to: number): number {
+  if (to - from < 4 || src[to - 1] !== 0x29) return -1;
+  let at = to - 2;
+  while (at >= from && src[at] !== 0x28) at--;
+  if (at - from <= 1 || src[at - 1] !== 0x20 || at + 2 >= to) return -1;
+  for (let i = from; i < at - 1; i++) if (!isDomainChar(src[i] as number)) return -1;
+  for (let i = at + 1; i < to - 1; i++) if (!isAddressChar(src[i] as number)) return -1;
+  return at;
+}
+
 /** `dsnMta`: `mx1.example.com (192.0.2.1)`; a bare host or a `dns;` prefix are accepted too. */
 export function parseDsnMta(raw: string | undefined): ParsedMta | undefined {
   if (raw === undefined || raw === "") return undefined;

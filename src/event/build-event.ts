@@ -103,6 +103,7 @@ export interface BounceSignals {
   readonly dsnStatus: string | undefined;
   readonly dsnDiag: string | undefined;
   readonly bounceCat: string | undefined;
+  /** Undefined too when the caller read dsnMta itself (classifyBounce's `mtaHost`). */
   readonly mta: ParsedMta | undefined;
   readonly c: Classification;
 }
@@ -115,10 +116,12 @@ export function classifyBounce(
   classifier: Classifier,
   diagHash?: number,
   diagCheck?: number,
+  /** dsnMta's host, when the caller read it from the bytes (encodeEvent): dsnMta is then not parsed. */
+  mtaHost?: string,
 ): BounceSignals {
   const dsnStatus = get("dsnStatus");
   const dsnDiag = get("dsnDiag");
-  const dsnMta = get("dsnMta");
+  const dsnMta = mtaHost === undefined ? get("dsnMta") : undefined;
   const bounceCat = get("bounceCat");
   const mta = dsnMta === undefined ? undefined : parseDsnMta(dsnMta);
   const c = classifier.classify({
@@ -128,7 +131,7 @@ export function classifyBounce(
     bounceCat,
     dsnAction,
     dsnMta,
-    mtaHost: mta?.host,
+    mtaHost: mtaHost ?? mta?.host,
     recipientDomain,
     diagHash,
     diagCheck,

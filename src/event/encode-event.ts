@@ -2,7 +2,7 @@ import { isUtf8 } from "node:buffer";
 import { type Classification, lastCheckHash, normalizedHashBytes } from "../classify/classifier.js";
 import type { DecodedRecord } from "../decode/accounting-decoder.js";
 import { FieldSpans } from "../decode/field-spans.js";
-import { domainOf } from "../decode/field-values.js";
+import { domainOf, plainMtaAt } from "../decode/field-values.js";
 import type { Header } from "../decode/header.js";
 import { ownString } from "../decode/own-string.js";
 import {
@@ -76,6 +76,7 @@ const COLUMNS = [
   "rcpt",
   "dsnDiag",
   "dsnAction",
+  "dsnMta",
   "jobId",
   "vmta",
 ] as const;
@@ -310,6 +311,11 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   const recipientDomain = domainOf(recipient);
   let bounce: BounceSignals | undefined;
   const diagAt = firstFilled(at.dsnDiag);
+  // dsnMta in its usual form is read from the bytes: the host (the classifier's provider key) as a
+  // slice, host and IP written as copies; any other form is parsed as text (classifyBounce).
+  const mtaAt = firstFilled(at.dsnMta);
+  const mtaOpen =
+    mtaAt >= 0 && clean[mtaAt] === 1 ? plainMtaAt(src, from[mtaAt] as number, to[mtaAt] as number) : -1;
   if (kind === "bounce" || kind === "deferral") {
     // The diagnostic's cache key hashed from its bytes (normalizedHashBytes): no walk over its text.
     let diagHash: number | undefined;
@@ -318,7 +324,17 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
       diagHash = normalizedHashBytes(src, from[diagAt] as number, to[diagAt] as number);
       diagCheck = lastCheckHash();
     }
-    bounce = classifyBounce(get, type, dsnAction, recipientDomain, ctx.classifier, diagHash, diagCheck);
+    const mtaHost = mtaOpen < 0 ? undefined : spans.ascii(src, from[mtaAt] as number, mtaOpen - 1);
+    bounce = classifyBounce(
+      get,
+      type,
+      dsnAction,
+      recipientDomain,
+      ctx.classifier,
+      diagHash,
+      diagCheck,
+      mtaHost,
+    );
     if (bounce.dsnStatus === undefined && bounce.dsnDiag === undefined) return viaObject(record, ctx, w);
   }
 
@@ -369,6 +385,12 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
       field(diagAt);
     }
     const mta = bounce.mta;
+    if (mtaOpen >= 0) {
+      w.raw(REMOTE_MTA);
+      w.copy(src, from[mtaAt] as number, mtaOpen - 1);
+      w.raw(REMOTE_IP);
+      w.copy(src, mtaOpen + 1, (to[mtaAt] as number) - 1);
+    }
     if (mta?.host !== undefined) {
       w.raw(REMOTE_MTA);
       w.str(mta.host);
