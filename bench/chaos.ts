@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --trials N [--seed S] [--window W]`: the long crash test. Prints a JSON report
- * (records written, delivered, lost, duplicates, worst duplicates per crash, kills by crash point)
+ * (records written, delivered, lost, duplicates, most duplicates seen in one run, kills by crash point)
  * and exits 1 if any record was lost or a checkpoint was off a record boundary.
  */
 import { runChaos } from "../test/support/chaos.js";
