@@ -314,9 +314,10 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   // dsnMta in its usual form is read from the bytes: the host (the classifier's provider key) as a
   // slice, host and IP written as copies; any other form is parsed as text (classifyBounce).
   const mtaAt = firstFilled(at.dsnMta);
-  const mtaOpen =
-    mtaAt >= 0 && clean[mtaAt] === 1 ? plainMtaAt(src, from[mtaAt] as number, to[mtaAt] as number) : -1;
+  let mtaOpen = -1;
   if (kind === "bounce" || kind === "deferral") {
+    if (mtaAt >= 0 && clean[mtaAt] === 1)
+      mtaOpen = plainMtaAt(src, from[mtaAt] as number, to[mtaAt] as number);
     // The diagnostic's cache key hashed from its bytes (normalizedHashBytes): no walk over its text.
     let diagHash: number | undefined;
     let diagCheck: number | undefined;
