@@ -41,7 +41,7 @@ function assertSame(record: DecodedRecord, ctx: EventContext): "bytes" | "object
   const line = got.data.toString();
   assert.equal(line, JSON.stringify(want), `record at offset ${record.offset}`);
   assert.ok(Buffer.from(line).equals(got.data), "valid UTF-8");
-  assert.equal(got.id, want.id);
+  assert.equal(`${record.fileKey}:${record.offset}`, want.id, "the id RecordEnvelope makes");
   assert.equal(got.kind, want.kind);
   assert.equal(got.recordType, want.recordType);
   assert.equal(got.recipientDomain, want.recipientDomain);

@@ -15,6 +15,12 @@ export interface Envelope {
   /** The event id (idempotency keys) and where the record came from (dead letters). The event object
    * itself is not kept: `data` has it, and holding both would double the window's memory. */
   readonly id?: string;
+  /**
+   * The id's two parts when it is `<idFileKey>:<idOffset>` (events read from a file): the batch's
+   * idempotency key is then written from them without making `id`.
+   */
+  readonly idFileKey?: string;
+  readonly idOffset?: number;
   readonly origin?: EnvelopeOrigin;
 }
 

@@ -35,8 +35,10 @@ import { TimeJson } from "./time-json.js";
 export interface EncodedEvent {
   /** The event's JSON: a view of the writer's slab. */
   readonly data: Buffer;
-  /** What the metrics and the batcher need to know about the event, without parsing `data`. */
-  readonly id: string;
+  /**
+   * What the metrics need to know about the event, without parsing `data`. Not its id: that is
+   * `<record.fileKey>:<record.offset>`, made as text only where it is needed (RecordEnvelope.id).
+   */
   readonly kind: EventKind;
   readonly recordType: string;
   readonly recipientDomain?: string;
@@ -480,7 +482,6 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   encodePaths.bytes++;
   return {
     data,
-    id: `${record.fileKey}:${record.offset}`,
     kind,
     recordType: type,
     recipientDomain,
@@ -502,7 +503,6 @@ function viaObject(record: DecodedRecord, ctx: EventContext, w: EventWriter): En
       : classifyBounce(get, e.recordType, get("dsnAction"), e.recipientDomain, ctx.classifier).c;
   return {
     data: w.write(JSON.stringify(e)),
-    id: e.id,
     kind: e.kind,
     recordType: e.recordType,
     recipientDomain: e.recipientDomain,

@@ -266,7 +266,7 @@ export async function runDaemon(
         if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.data.toString()) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
         counters.events++;
-        batcher.push(new RecordEnvelope(event.data, event.id, file, span, delivered, releaseEvent));
+        batcher.push(new RecordEnvelope(event.data, item.fileKey, file, span, delivered, releaseEvent));
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;
