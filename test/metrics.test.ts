@@ -119,6 +119,21 @@ describe("PipelineMetrics", () => {
     assert.equal(sum(s, "pmta_ingest_build_info", { version: VERSION }), 1);
   });
 
+  it("counts one shared classification under each kind it arrives with", async () => {
+    const m = metrics();
+    // The classifier hands out one result object for replies that classify alike, a bounce's and a
+    // deferral's included: the labels memoised for it must follow the event's kind.
+    const shared = hardBounce().bounce;
+    for (let i = 0; i < 10; i++) {
+      const kind = i % 3 === 0 ? "deferral" : "bounce";
+      m.eventRead("bounces", event({ kind, recordType: kind === "bounce" ? "b" : "t", bounce: shared }));
+    }
+    const s = parseMetrics(await m.render());
+    assert.equal(sum(s, "pmta_ingest_mail_events_total", { kind: "bounce", reason: "invalid_mailbox" }), 6);
+    assert.equal(sum(s, "pmta_ingest_mail_events_total", { kind: "deferral", reason: "invalid_mailbox" }), 4);
+    assert.equal(sum(s, "pmta_ingest_job_events_total", { kind: "deferral" }), 4);
+  });
+
   it("exports the series alerts compare against before anything happened (zeros, output up)", async () => {
     const s = parseMetrics(await metrics().render());
     for (const name of [

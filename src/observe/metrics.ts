@@ -114,7 +114,12 @@ export class PipelineMetrics {
   private readonly job: LabelCap;
   private readonly outputLabel: { output: OutputKind };
 
-  private readonly mailByClassification = new WeakMap<object, MailLabels>();
+  /**
+   * Per classification, the labels by kind: the classifier shares one result among all replies that
+   * classify alike, a bounce's and a deferral's included, so one kind's labels would be rebuilt at
+   * every turn between the two.
+   */
+  private readonly mailByClassification = new WeakMap<object, Map<string, MailLabels>>();
   private readonly mailByKind = new Map<string, MailLabels>();
   private readonly providerByDomain = new Map<string, string>();
   private readonly recordsTally = new Tally();
@@ -427,10 +432,15 @@ export class PipelineMetrics {
     const b = event.bounce;
     const kind = event.kind;
     if (b !== undefined) {
-      const known = this.mailByClassification.get(b);
-      if (known !== undefined && known.labels.kind === kind) return known;
+      let byKind = this.mailByClassification.get(b);
+      const known = byKind?.get(kind);
+      if (known !== undefined) return known;
       const made = mailLabels(kind, b.reason, b.hard, b.action, b.provider);
-      this.mailByClassification.set(b, made);
+      if (byKind === undefined) {
+        byKind = new Map();
+        this.mailByClassification.set(b, byKind);
+      }
+      byKind.set(kind, made);
       return made;
     }
     const domain = event.recipientDomain ?? "";
