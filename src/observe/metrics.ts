@@ -119,7 +119,10 @@ export class PipelineMetrics {
    * classify alike, a bounce's and a deferral's included, so one kind's labels would be rebuilt at
    * every turn between the two.
    */
-  private readonly mailByClassification = new WeakMap<object, Map<string, MailLabels>>();
+  private readonly mailByClassification = new WeakMap<
+    object,
+    { last: MailLabels; byKind?: Map<string, MailLabels> }
+  >();
   private readonly mailByKind = new Map<string, MailLabels>();
   private readonly providerByDomain = new Map<string, string>();
   private readonly recordsTally = new Tally();
@@ -432,15 +435,20 @@ export class PipelineMetrics {
     const b = event.bounce;
     const kind = event.kind;
     if (b !== undefined) {
-      let byKind = this.mailByClassification.get(b);
-      const known = byKind?.get(kind);
-      if (known !== undefined) return known;
-      const made = mailLabels(kind, b.reason, b.hard, b.action, b.provider);
-      if (byKind === undefined) {
-        byKind = new Map();
-        this.mailByClassification.set(b, byKind);
+      const memo = this.mailByClassification.get(b);
+      if (memo !== undefined && memo.last.labels.kind === kind) return memo.last;
+      const known = memo?.byKind?.get(kind);
+      if (memo !== undefined && known !== undefined) {
+        memo.last = known;
+        return known;
       }
-      byKind.set(kind, made);
+      const made = mailLabels(kind, b.reason, b.hard, b.action, b.provider);
+      if (memo === undefined) this.mailByClassification.set(b, { last: made });
+      else {
+        memo.byKind ??= new Map([[memo.last.labels.kind, memo.last]]);
+        memo.byKind.set(kind, made);
+        memo.last = made;
+      }
       return made;
     }
     const domain = event.recipientDomain ?? "";
