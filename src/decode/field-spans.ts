@@ -119,11 +119,10 @@ export class FieldSpans {
    * (byte offsets are character offsets): cheaper than a decode per field when a few are asked for.
    */
   text(src: Buffer, i: number): string {
-    let s: string;
-    if (this.high === 0) {
-      this.whole ??= src.toString("latin1");
-      s = this.whole.slice(this.from[i], this.to[i]);
-    } else s = src.toString("utf8", this.from[i], this.to[i]);
+    const s =
+      this.high === 0
+        ? this.ascii(src, this.from[i] as number, this.to[i] as number)
+        : src.toString("utf8", this.from[i], this.to[i]);
     // Only a quoted field can hold quotes, and in one that split() accepted every quote is doubled.
     return this.clean[i] === 1 ? s : s.replaceAll('""', '"');
   }

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { DECIMAL_MAX, writeDecimal } from "../sink/decimal.js";
 import type { Envelope } from "./batcher.js";
 
 /**
@@ -16,7 +17,7 @@ export function idempotencyKey(batch: readonly Envelope[]): string {
   for (const e of batch) {
     const fileKey = e.idFileKey;
     const offset = e.idOffset;
-    if (fileKey !== undefined && offset !== undefined && offset >= 0 && offset < DIGITS_MAX) {
+    if (fileKey !== undefined && offset !== undefined && offset >= 0 && offset < DECIMAL_MAX) {
       // A file key is hex, but any text is written right: as UTF-8, as the id string would be.
       const keyBytes = bytesOf(fileKey);
       const need = o + keyBytes.length + 12;
@@ -24,7 +25,7 @@ export function idempotencyKey(batch: readonly Envelope[]): string {
       const buf = lines;
       for (let i = 0; i < keyBytes.length; i++) buf[o++] = keyBytes[i] as number;
       buf[o++] = COLON;
-      o = writeDigits(buf, o, offset);
+      o = writeDecimal(buf, o, offset);
       buf[o++] = NEWLINE;
     } else {
       const line = `${e.id ?? e.data.toString()}\n`;
@@ -38,8 +39,6 @@ export function idempotencyKey(batch: readonly Envelope[]): string {
 
 const COLON = 0x3a;
 const NEWLINE = 0x0a;
-/** Offsets below this are written by writeDigits (exact in 32-bit arithmetic); larger ones as text. */
-const DIGITS_MAX = 2 ** 31;
 
 /** The batch's lines: 500 events of ~28 bytes fit the first size; it grows for larger batches. */
 let lines = Buffer.allocUnsafe(32 * 1024);
@@ -60,17 +59,4 @@ function bytesOf(fileKey: string): Uint8Array {
     lastKeyBytes = Buffer.from(fileKey);
   }
   return lastKeyBytes;
-}
-
-/** `n` (0 ≤ n < 2^31) in decimal at `o`; returns the offset past it. */
-function writeDigits(buf: Buffer, o: number, n: number): number {
-  let digits = 1;
-  for (let p = 10; p <= n; p *= 10) digits++;
-  const end = o + digits;
-  let v = n;
-  for (let i = end - 1; i >= o; i--) {
-    buf[i] = 0x30 + (v % 10);
-    v = (v / 10) | 0;
-  }
-  return end;
 }

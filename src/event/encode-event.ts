@@ -20,6 +20,7 @@ import {
 } from "./build-event.js";
 import type { EventKind } from "./event.js";
 import { type EventWriter, ownBytes } from "./event-writer.js";
+import { KeyedMemo } from "./keyed-memo.js";
 import { TimeJson } from "./time-json.js";
 
 /**
@@ -153,39 +154,15 @@ function firstFilled(positions: readonly number[]): number {
  * category rather than once per record. The last category asked for is checked first: most records
  * of a result carry the same one.
  */
-interface BounceBytes {
-  readonly category: string | undefined;
-  readonly bytes: Uint8Array;
-}
-interface BounceMemo {
-  last: BounceBytes;
-  /** Every category's bytes, once a second one was asked for. */
-  all?: Map<string | undefined, BounceBytes>;
-}
-const bounceJson = new WeakMap<Classification, BounceMemo>();
+const bounceJson = new KeyedMemo<Classification, string | undefined, Uint8Array>(64);
 
 function bouncePrefix(c: Classification, category: string | undefined): Uint8Array {
-  const memo = bounceJson.get(c);
-  if (memo !== undefined && memo.last.category === category) return memo.last.bytes;
-  const known = memo?.all?.get(category);
-  if (memo !== undefined && known !== undefined) {
-    memo.last = known;
-    return known.bytes;
-  }
+  const known = bounceJson.get(c, category);
+  if (known !== undefined) return known;
+  const bytes = bounceBytes(c, category);
   // Owned: the category is a slice of the record's text, which the memo would otherwise keep alive.
-  const made = {
-    category: category === undefined ? undefined : ownString(category),
-    bytes: bounceBytes(c, category),
-  };
-  if (memo === undefined) bounceJson.set(c, { last: made });
-  else {
-    memo.all ??= new Map([[memo.last.category, memo.last]]);
-    // A category is one of a few PowerMTA names; the bound only guards against a file of nonsense.
-    if (memo.all.size >= 64) memo.all.clear();
-    memo.all.set(made.category, made);
-    memo.last = made;
-  }
-  return made.bytes;
+  bounceJson.set(c, category === undefined ? undefined : ownString(category), bytes);
+  return bytes;
 }
 
 function bounceBytes(c: Classification, category: string | undefined): Uint8Array {

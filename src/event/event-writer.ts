@@ -1,3 +1,5 @@
+import { DECIMAL_MAX, writeDecimal } from "../sink/decimal.js";
+
 /**
  * Writes event JSON as UTF-8 bytes into large shared slabs; each event comes out as a view of its
  * slab, valid for as long as it is referenced (an old slab lives on only through its views).
@@ -161,20 +163,8 @@ export class EventWriter {
 
   /** A non-negative integer (a file offset). */
   int(n: number): void {
-    if (n >= 0x40000000) {
-      this.ascii(String(n));
-      return;
-    }
-    const buf = this.buf;
-    let digits = 1;
-    for (let p = 10; p <= n; p *= 10) digits++;
-    let o = this.pos + digits;
-    this.pos = o;
-    let v = n;
-    do {
-      buf[--o] = 0x30 + (v % 10);
-      v = (v / 10) | 0;
-    } while (v > 0);
+    if (n >= DECIMAL_MAX) this.ascii(String(n));
+    else this.pos = writeDecimal(this.buf, this.pos, n);
   }
 
   /** Text known to be printable ASCII with nothing to escape (ISO times, keys built here). */

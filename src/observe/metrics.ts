@@ -3,6 +3,7 @@ import { providerOf } from "../classify/providers.js";
 import { isReason, REASON_INFO } from "../classify/taxonomy.js";
 import { ownString } from "../decode/own-string.js";
 import type { EncodedEvent } from "../event/encode-event.js";
+import { KeyedMemo } from "../event/keyed-memo.js";
 import { LabelCap } from "./label-cap.js";
 
 /**
@@ -119,10 +120,7 @@ export class PipelineMetrics {
    * classify alike, a bounce's and a deferral's included, so one kind's labels would be rebuilt at
    * every turn between the two.
    */
-  private readonly mailByClassification = new WeakMap<
-    object,
-    { last: MailLabels; byKind?: Map<string, MailLabels> }
-  >();
+  private readonly mailByClassification = new KeyedMemo<object, string, MailLabels>(16);
   private readonly mailByKind = new Map<string, MailLabels>();
   private readonly providerByDomain = new Map<string, string>();
   private readonly recordsTally = new Tally();
@@ -435,20 +433,10 @@ export class PipelineMetrics {
     const b = event.bounce;
     const kind = event.kind;
     if (b !== undefined) {
-      const memo = this.mailByClassification.get(b);
-      if (memo !== undefined && memo.last.labels.kind === kind) return memo.last;
-      const known = memo?.byKind?.get(kind);
-      if (memo !== undefined && known !== undefined) {
-        memo.last = known;
-        return known;
-      }
+      const known = this.mailByClassification.get(b, kind);
+      if (known !== undefined) return known;
       const made = mailLabels(kind, b.reason, b.hard, b.action, b.provider);
-      if (memo === undefined) this.mailByClassification.set(b, { last: made });
-      else {
-        memo.byKind ??= new Map([[memo.last.labels.kind, memo.last]]);
-        memo.byKind.set(kind, made);
-        memo.last = made;
-      }
+      this.mailByClassification.set(b, kind, made);
       return made;
     }
     const domain = event.recipientDomain ?? "";
