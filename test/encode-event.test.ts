@@ -4,7 +4,7 @@ import { Classifier } from "../src/classify/classifier.js";
 import { AccountingDecoder, type DecodedRecord } from "../src/decode/accounting-decoder.js";
 import { buildEvent, type EventContext } from "../src/event/build-event.js";
 import { encodeEvent, encodePaths } from "../src/event/encode-event.js";
-import { EventWriter, ownBytes } from "../src/event/event-writer.js";
+import { EventWriter, piece } from "../src/event/event-writer.js";
 import { generateBouncesFile, generateFblFile } from "../src/simulate/record-generator.js";
 
 /**
@@ -263,11 +263,12 @@ describe("encodeEvent", () => {
 
 describe("EventWriter", () => {
   it("keeps cached bytes in memory of their own, not in a slice of Node's shared pool", () => {
-    // A pool slice kept in a long-lived cache keeps its whole 8 KiB slab alive (see ownBytes).
+    // A pool slice kept in a long-lived cache keeps its whole 8 KiB slab alive (see Piece).
     const text = ',"bounce":{"hard":true,"reason":"invalid_mailbox","note":"Zoë"';
-    const own = ownBytes(text);
-    assert.equal(Buffer.from(own).toString(), text);
-    assert.equal(own.buffer.byteLength, own.length);
+    const own = piece(text);
+    assert.equal(Buffer.from(own.bytes).toString(), text);
+    assert.ok(own.bytes.buffer.byteLength < own.bytes.length + 4, "padded to whole words only");
+    assert.equal(own.words.buffer, own.bytes.buffer);
     assert.ok(Buffer.from(text).buffer.byteLength > text.length, "Buffer.from slices the pool");
   });
 
@@ -286,6 +287,30 @@ describe("EventWriter", () => {
     out.forEach((b, i) => {
       assert.equal(b.toString(), lines[i % lines.length]);
     });
+  });
+
+  it("copies values of every length exactly, word copies included, in an event that fills its bound", () => {
+    // Word copies write up to 3 bytes past a value and read up to 3 past it: an event written to the
+    // last byte of its bound must still read every staged byte as it was, in any order of copies.
+    const values = Array.from({ length: 70 }, (_, n) =>
+      Array.from({ length: n }, (_, i) => String.fromCharCode(0x21 + ((n * 7 + i) % 90))).join(""),
+    ).map((v) => v.replaceAll('"', "'").replaceAll("\\", "/"));
+    const record = Buffer.from(values.join(","));
+    const spans: Array<[number, number]> = [];
+    let at = 0;
+    for (const v of values) {
+      spans.push([at, at + v.length]);
+      at += v.length + 1;
+    }
+    const w = new EventWriter();
+    for (const order of [spans, [...spans].reverse()]) {
+      const expected = order.map(([f, t]) => `"${record.subarray(f, t).toString()}"`).join("");
+      // A few events first, so that the next one starts at an unaligned place in the slab.
+      for (let k = 0; k < 3; k++) w.write("x".repeat(k * 3 + 1));
+      w.begin(expected.length, record);
+      for (const [f, t] of order) w.copy(record, f, t);
+      assert.equal(w.end()?.toString(), expected);
+    }
   });
 
   it("rejects an event that outgrew its bound, staged record and all, and leaves the events before it intact", () => {

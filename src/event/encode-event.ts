@@ -19,7 +19,7 @@ import {
   mappedColumnsOf,
 } from "./build-event.js";
 import type { EventKind } from "./event.js";
-import { type EventWriter, ownBytes } from "./event-writer.js";
+import { type EventWriter, type Piece, piece } from "./event-writer.js";
 import { KeyedMemo } from "./keyed-memo.js";
 import { TimeJson } from "./time-json.js";
 
@@ -52,12 +52,12 @@ export interface EncodedEvent {
 /** Per header, computed once: each column's key as bytes, and which columns share a name. */
 interface Layout {
   /** `,"name":` for each position, and `"name":` for an object's first member. */
-  readonly keys: readonly Uint8Array[];
-  readonly firstKeys: readonly Uint8Array[];
+  readonly keys: readonly Piece[];
+  readonly firstKeys: readonly Piece[];
   /** For a name that occurs more than once, the index of its group; -1 for a unique name. */
   readonly group: readonly number[];
   /** Header columns (`header_X` → `,"X":`, `"X":`) with their positions and groups, in header order. */
-  readonly headerCols: ReadonlyArray<readonly [number, Uint8Array, Uint8Array, number]>;
+  readonly headerCols: ReadonlyArray<readonly [number, Piece, Piece, number]>;
   /** Position of the first `header_To` column that has a value is looked for among these. */
   readonly toCols: readonly number[];
   /** Positions of each column the event reads by name. */
@@ -88,8 +88,8 @@ type Column = (typeof COLUMNS)[number];
 const layouts = new WeakMap<Header, Layout>();
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 const isIndex = (n: string): boolean => ARRAY_INDEX.test(n) && Number(n) < 2 ** 32 - 1;
-const keyOf = (name: string): Uint8Array => ownBytes(`,${JSON.stringify(name)}:`);
-const firstKeyOf = (name: string): Uint8Array => ownBytes(`${JSON.stringify(name)}:`);
+const keyOf = (name: string): Piece => piece(`,${JSON.stringify(name)}:`);
+const firstKeyOf = (name: string): Piece => piece(`${JSON.stringify(name)}:`);
 
 /** Group index of each name that occurs more than once (-1 for the others), and how many groups. */
 function groupsOf(names: readonly string[]): [number[], number] {
@@ -128,7 +128,7 @@ function layoutOf(header: Header): Layout {
     headerCols,
     toCols: hcols.filter(([, h]) => h === "To").map(([i]) => i),
     at,
-    keyBytes: [...keys, ...headerCols.map(([, k]) => k)].reduce((sum, k) => sum + k.length, 0),
+    keyBytes: [...keys, ...headerCols.map(([, k]) => k)].reduce((sum, k) => sum + k.bytes.length, 0),
     direct: !names.some(isIndex) && !hcols.some(([, h]) => isIndex(h)) && groups <= 31 && hgroups <= 31,
   };
   layouts.set(header, layout);
@@ -154,9 +154,9 @@ function firstFilled(positions: readonly number[]): number {
  * category rather than once per record. The last category asked for is checked first: most records
  * of a result carry the same one.
  */
-const bounceJson = new KeyedMemo<Classification, string | undefined, Uint8Array>(64);
+const bounceJson = new KeyedMemo<Classification, string | undefined, Piece>(64);
 
-function bouncePrefix(c: Classification, category: string | undefined): Uint8Array {
+function bouncePrefix(c: Classification, category: string | undefined): Piece {
   const known = bounceJson.get(c, category);
   if (known !== undefined) return known;
   const bytes = bounceBytes(c, category);
@@ -165,23 +165,23 @@ function bouncePrefix(c: Classification, category: string | undefined): Uint8Arr
   return bytes;
 }
 
-function bounceBytes(c: Classification, category: string | undefined): Uint8Array {
+function bounceBytes(c: Classification, category: string | undefined): Piece {
   const s = JSON.stringify;
   let json = `,"bounce":{"hard":${c.hard},"permanent":${c.permanent},"reason":${s(c.reason)},"action":${s(c.action)},"scope":${s(c.scope)},"evidence":${s(c.evidence)},"confidence":${s(c.confidence)},"provider":${s(c.provider)}`;
   if (category !== undefined) json += `,"category":${s(category)}`;
   if (c.status !== undefined) json += `,"status":${s(c.status)}`;
   if (c.statusText !== undefined) json += `,"statusText":${s(c.statusText)}`;
   if (c.smtpCode !== undefined) json += `,"smtpCode":${s(c.smtpCode)}`;
-  return ownBytes(json);
+  return piece(json);
 }
 
 /** `},"source":{"host":…,"file":…,"offset":`: closes `fields` and opens `source`, per context. */
-const sourceJson = new WeakMap<EventContext, Uint8Array>();
+const sourceJson = new WeakMap<EventContext, Piece>();
 
-function sourceOf(ctx: EventContext): Uint8Array {
+function sourceOf(ctx: EventContext): Piece {
   let source = sourceJson.get(ctx);
   if (source === undefined) {
-    source = ownBytes(
+    source = piece(
       `},"source":{"host":${JSON.stringify(ctx.host)},"file":${JSON.stringify(ctx.file)},"offset":`,
     );
     sourceJson.set(ctx, source);
@@ -207,40 +207,39 @@ function writeDomain(w: EventWriter, src: Uint8Array, from: number, to: number, 
 
 /** `{"id":"<fileKey>:` for the last file key: it changes only from file to file. */
 let lastFileKey: string | undefined;
-let lastIdPrefix: Uint8Array = new Uint8Array(0);
+let lastIdPrefix: Piece = piece("");
 
-function idPrefix(fileKey: string): Uint8Array {
+function idPrefix(fileKey: string): Piece {
   if (fileKey !== lastFileKey) {
     lastFileKey = fileKey;
-    lastIdPrefix = Buffer.from(`{"id":${JSON.stringify(`${fileKey}:`).slice(0, -1)}`);
+    lastIdPrefix = piece(`{"id":${JSON.stringify(`${fileKey}:`).slice(0, -1)}`);
   }
   return lastIdPrefix;
 }
 
-const ascii = (s: string): Uint8Array => Buffer.from(s, "latin1");
-const KIND: Readonly<Record<EventKind, Uint8Array>> = {
-  bounce: ascii('","kind":"bounce","recordType":'),
-  complaint: ascii('","kind":"complaint","recordType":'),
-  deferral: ascii('","kind":"deferral","recordType":'),
-  delivery: ascii('","kind":"delivery","recordType":'),
-  other: ascii('","kind":"other","recordType":'),
+const KIND: Readonly<Record<EventKind, Piece>> = {
+  bounce: piece('","kind":"bounce","recordType":'),
+  complaint: piece('","kind":"complaint","recordType":'),
+  deferral: piece('","kind":"deferral","recordType":'),
+  delivery: piece('","kind":"delivery","recordType":'),
+  other: piece('","kind":"other","recordType":'),
 };
-const TIME = ascii(',"time":');
-const QUEUED_AT = ascii(',"queuedAt":');
-const SENDER = ascii(',"sender":');
-const RECIPIENT = ascii(',"recipient":');
-const RECIPIENT_DOMAIN = ascii(',"recipientDomain":');
-const DIAGNOSTIC = ascii(',"diagnostic":');
-const REMOTE_MTA = ascii(',"remoteMta":');
-const REMOTE_IP = ascii(',"remoteIp":');
-const DSN_ACTION = ascii(',"dsnAction":');
-const COMPLAINT = ascii(',"complaint":{');
-const COMPLAINT_KEYS = COMPLAINT_FIELDS.map(([key]) => ascii(`,"${key}":`));
-const COMPLAINT_FIRST_KEYS = COMPLAINT_FIELDS.map(([key]) => ascii(`"${key}":`));
-const JOB_ID = ascii(',"jobId":');
-const VMTA = ascii(',"vmta":');
-const HEADERS = ascii(',"headers":{');
-const FIELDS = ascii(',"fields":{');
+const TIME = piece(',"time":');
+const QUEUED_AT = piece(',"queuedAt":');
+const SENDER = piece(',"sender":');
+const RECIPIENT = piece(',"recipient":');
+const RECIPIENT_DOMAIN = piece(',"recipientDomain":');
+const DIAGNOSTIC = piece(',"diagnostic":');
+const REMOTE_MTA = piece(',"remoteMta":');
+const REMOTE_IP = piece(',"remoteIp":');
+const DSN_ACTION = piece(',"dsnAction":');
+const COMPLAINT = piece(',"complaint":{');
+const COMPLAINT_KEYS = COMPLAINT_FIELDS.map(([key]) => piece(`,"${key}":`));
+const COMPLAINT_FIRST_KEYS = COMPLAINT_FIELDS.map(([key]) => piece(`"${key}":`));
+const JOB_ID = piece(',"jobId":');
+const VMTA = piece(',"vmta":');
+const HEADERS = piece(',"headers":{');
+const FIELDS = piece(',"fields":{');
 const CLOSE = 0x7d;
 
 const logged = new TimeJson();
@@ -328,7 +327,12 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   // Each byte of the record lands in the event a few times at most (a field, a top-level copy, a
   // lower-cased domain, a header To: also read as the recipient), each at most 6 bytes escaped.
   w.begin(
-    24 * src.length + layout.keyBytes + id.length + source.length + (bouncePart?.length ?? 0) + 512,
+    24 * src.length +
+      layout.keyBytes +
+      id.bytes.length +
+      source.bytes.length +
+      (bouncePart?.bytes.length ?? 0) +
+      512,
     src,
   );
   w.raw(id);
@@ -336,10 +340,10 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   w.raw(KIND[kind]);
   field(0);
   w.raw(TIME);
-  w.raw(logged.json, logged.length);
+  w.words(logged.words, logged.length);
   if (queuedAt >= 0) {
     w.raw(QUEUED_AT);
-    w.raw(queued.json, queued.length);
+    w.words(queued.words, queued.length);
   }
   const origAt = firstFilled(at.orig);
   if (origAt >= 0) {
@@ -391,7 +395,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     COMPLAINT_FIELDS.forEach(([, columns], k) => {
       const value = firstOf(get, columns);
       if (value === undefined) return;
-      w.raw((first ? COMPLAINT_FIRST_KEYS[k] : COMPLAINT_KEYS[k]) as Uint8Array);
+      w.raw((first ? COMPLAINT_FIRST_KEYS[k] : COMPLAINT_KEYS[k]) as Piece);
       w.str(value);
       first = false;
     });
@@ -445,7 +449,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
       if ((seen & (1 << g)) !== 0) continue;
       seen |= 1 << g;
     }
-    w.raw((first ? firstKeys[i] : keys[i]) as Uint8Array);
+    w.raw((first ? firstKeys[i] : keys[i]) as Piece);
     first = false;
     field(i);
   }

@@ -12,8 +12,9 @@ import { parsePmtaTime } from "../decode/field-values.js";
  * nearly always do. Everything else goes through parsePmtaTime.
  */
 export class TimeJson {
-  /** `json[0, length)` holds the last time read. */
+  /** `json[0, length)` holds the last time read; `words` is the same memory, for EventWriter.words. */
   readonly json = new Uint8Array(64);
+  readonly words = new Int32Array(this.json.buffer);
   length = 0;
   /** The remembered minute: bytes 0–15 and 19–23 of the raw field (seconds left out) ... */
   private readonly key = new Uint8Array(21);
