@@ -19,8 +19,13 @@ export class LineJoiner {
     if (this.buf.length < total) this.buf = Buffer.allocUnsafeSlow(Math.max(total, 2 * this.buf.length));
     const buf = this.buf;
     let o = buf.write(head, 0);
+    // A one-byte separator (`\n`, `,`: the usual ones) is stored, not written as a string per part.
+    const sepByte = sepBytes === 1 ? sep.charCodeAt(0) : -1;
     for (let i = 0; i < parts.length; i++) {
-      if (i > 0) o += buf.write(sep, o);
+      if (i > 0) {
+        if (sepByte >= 0) buf[o++] = sepByte;
+        else o += buf.write(sep, o);
+      }
       const p = parts[i] as Buffer;
       buf.set(p, o);
       o += p.length;
