@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import { CheckpointStore } from "../src/checkpoint/checkpoint-store.js";
 import { deliveredIds, ID_HEADER as HEADER, idRow as row } from "./support/id-rows.js";
 import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
@@ -107,19 +108,17 @@ describe("an archive backlog larger than one listing adopts", () => {
   it("startAt: end skips every file present at start, however many listings adopting them takes", async () => {
     const { ws, live } = backlog({ startAt: "end" });
     const run = startRun(ws);
-    // Every file adopted (and checkpointed at its end) before anything new is written.
-    await waitUntil(
-      () => {
-        try {
-          const text = readFileSync(join(ws.stateDir, "checkpoints.json"), "utf8");
-          return (text.match(/"ino":/g) ?? []).length >= ARCHIVED + 1;
-        } catch {
-          return false;
-        }
-      },
-      60_000,
-      () => run.stderr().slice(-2000),
-    );
+    // Every file adopted (and checkpointed at its end) before anything new is written. Read through
+    // the store: from 1,000 finished files on, their entries are in a finished-files set.
+    const deadline = performance.now() + 60_000;
+    for (;;) {
+      const { snapshot } = await new CheckpointStore(ws.stateDir).load();
+      if (snapshot.files.length >= ARCHIVED + 1) break;
+      if (performance.now() > deadline) {
+        throw new Error(`timed out: ${snapshot.files.length} entries\n${run.stderr().slice(-2000)}`);
+      }
+      await setTimeout(50);
+    }
     appendFileSync(live, row("live-1"));
     await waitUntil(
       () => deliveredIds(ws).includes("live-1"),

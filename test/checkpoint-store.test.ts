@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -139,9 +139,14 @@ describe("CheckpointStore on real files", () => {
         /checksum mismatch .*the JSON parses but is not what was written/,
       ],
       [
-        "future version v2",
+        "future version v3",
+        (b) => formatted(bodyOf(b).replace('"version":1', '"version":3'), 3),
+        /version 3 is not supported by this release \(expects 1 or 2\): format v3 was written by a newer pmta-ingest/,
+      ],
+      [
+        "v2 without its finished-files set",
         (b) => formatted(bodyOf(b).replace('"version":1', '"version":2'), 2),
-        /version 2 is not supported by this release \(expects 1\): format v2 was written by a newer pmta-ingest/,
+        /finishedSet: expected \{file, sha256, entries\}, got nothing/,
       ],
       [
         "a field of the wrong type",
@@ -316,6 +321,150 @@ describe("CheckpointStore on real files", () => {
   });
 });
 
+describe("finished-files sets (format v2)", () => {
+  const finished = (ino: number, overrides: Partial<FileCheckpoint> = {}): FileCheckpoint =>
+    entry(400 + ino, { ino, finished: true, fileKey: `k-${ino}`, ...overrides });
+  const sets = (dir: string): string[] =>
+    readdirSync(dir)
+      .filter((n) => n.includes(".finished-"))
+      .sort();
+  const headerOf = (path: string): string => readFileSync(path).toString("latin1").split("\n")[0] ?? "";
+  const sameFiles = (a: readonly FileCheckpoint[], b: readonly FileCheckpoint[]): void =>
+    assert.deepEqual(byIno(a), byIno(b));
+
+  it("keeps a generation small once finished files are in a set, and loads it whole", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir, { finishedSetMin: 4 });
+    const done = Array.from({ length: 40 }, (_, i) => finished(100 + i));
+    // Below the threshold: v1, as before.
+    await store.save([entry(10), ...done.slice(0, 3)]);
+    assert.match(headerOf(store.path), /^pmta-ingest-checkpoint v1 /);
+    // From it on: the finished entries go into a set, the generation keeps the rest.
+    await store.save([entry(20), ...done]);
+    assert.match(headerOf(store.path), /^pmta-ingest-checkpoint v2 /);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-2"]);
+    const big = statSync(join(dir, "checkpoints.json.finished-2")).size;
+    // The same finished entries (the same objects, as the tailer hands them): nothing but the active
+    // entry is written again.
+    for (let i = 0; i < 5; i++) await store.save([entry(30 + i), ...done]);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-2"], "the set is reused");
+    assert.ok(
+      statSync(store.path).size < big / 5,
+      `generation ${statSync(store.path).size} vs set ${big} bytes`,
+    );
+    const loaded = await new CheckpointStore(dir, { finishedSetMin: 4 }).load();
+    assert.deepEqual(loaded.problems, []);
+    assert.equal(loaded.snapshot.generation, 7);
+    sameFiles(loaded.snapshot.files, [entry(34), ...done]);
+  });
+
+  it("writes the few changes next to the set (new, changed, gone) and a new set once they are a quarter of it", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir, { finishedSetMin: 4 });
+    const done = Array.from({ length: 40 }, (_, i) => finished(100 + i));
+    await store.save(done);
+    // Changed by content only (a new object with the same fields counts as unchanged), one renewed,
+    // one gone, one new: the set stays.
+    const edited = [
+      ...done.slice(2).map((e) => ({ ...e })),
+      finished(100, { updatedAt: 9 }),
+      finished(500),
+      entry(7),
+    ];
+    await store.save(edited);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-1"]);
+    const body = readFileSync(store.path, "utf8");
+    assert.match(body, /"dropped":\[\[2049,101\]\]/);
+    assert.equal(body.match(/"ino":/g)?.length, 3, "only the renewed, the new and the active entry");
+    sameFiles((await new CheckpointStore(dir).load()).snapshot.files, edited);
+    // 11 more finished files: over a quarter of the set, so a new one is written. The old one is
+    // kept while `.prev` refers to it, and removed by the save after.
+    const more = [...edited, ...Array.from({ length: 11 }, (_, i) => finished(600 + i))];
+    await store.save(more);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-1", "checkpoints.json.finished-3"]);
+    await store.save(more);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-3"]);
+    sameFiles((await new CheckpointStore(dir).load()).snapshot.files, more);
+    // Back under the threshold: v1 again, and the sets go.
+    await store.save([entry(8), finished(100)]);
+    await store.save([entry(9), finished(100)]);
+    assert.match(headerOf(store.path), /^pmta-ingest-checkpoint v1 /);
+    assert.deepEqual(sets(dir), []);
+  });
+
+  it("folds differences into a new set once they stop changing (the end of a catch-up)", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir, { finishedSetMin: 4 });
+    const done = Array.from({ length: 400 }, (_, i) => finished(1000 + i));
+    await store.save(done);
+    const more = [...done, ...Array.from({ length: 80 }, (_, i) => finished(5000 + i))];
+    await store.save([entry(1), ...more]);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-1"], "80 new: under a quarter of the set");
+    await store.save([entry(2), ...more]);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-1", "checkpoints.json.finished-3"]);
+    assert.equal(bodyOf(readFileSync(store.path)).match(/"ino":/g)?.length, 1, "only the active entry");
+    sameFiles((await new CheckpointStore(dir).load()).snapshot.files, [entry(2), ...more]);
+  });
+
+  it("falls back to .prev when the set of the current generation is damaged, and to the generation without its set when no other is whole", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir, { finishedSetMin: 4 });
+    const done = Array.from({ length: 8 }, (_, i) => finished(100 + i));
+    await store.save([entry(10), ...done]);
+    const more = [...done, ...Array.from({ length: 8 }, (_, i) => finished(200 + i))];
+    await store.save([entry(20), ...more]);
+    assert.deepEqual(sets(dir), ["checkpoints.json.finished-1", "checkpoints.json.finished-2"]);
+    // The current generation's set torn: `.prev` (generation 1, its own set) is whole.
+    const second = join(dir, "checkpoints.json.finished-2");
+    writeFileSync(second, readFileSync(second).subarray(0, 300));
+    let loaded = await new CheckpointStore(dir).load();
+    assert.equal(loaded.source, "previous");
+    sameFiles(loaded.snapshot.files, [entry(10), ...done]);
+    assert.equal(loaded.problems.length, 1);
+    assert.match(
+      loaded.problems[0] ?? "",
+      /checkpoints\.json: its finished-files set .*checkpoints\.json\.finished-2: checksum mismatch/,
+    );
+    // Both sets gone: the newest generation is used without it (only finished files lack an entry;
+    // each is then read again from its start), and the problems say so.
+    rmSync(second);
+    rmSync(join(dir, "checkpoints.json.finished-1"));
+    loaded = await new CheckpointStore(dir).load();
+    assert.equal(loaded.snapshot.generation, 2);
+    sameFiles(loaded.snapshot.files, [entry(20)]);
+    assert.equal(loaded.problems.length, 3);
+    assert.match(loaded.problems[0] ?? "", /finished-2: missing \(deleted or lost\)/);
+    assert.match(loaded.problems[2] ?? "", /using generation 2 without its finished-files set/);
+    // And saving carries on from there, with a new set.
+    const next = new CheckpointStore(dir, { finishedSetMin: 4 });
+    await next.load();
+    await next.save([entry(30), ...more]);
+    sameFiles((await new CheckpointStore(dir).load()).snapshot.files, [entry(30), ...more]);
+  });
+
+  it("refuses a set name that is not its own, and a dropped file the set does not hold", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir, { finishedSetMin: 4 });
+    const done = Array.from({ length: 8 }, (_, i) => finished(100 + i));
+    await store.save(done);
+    await store.save(done);
+    const body = bodyOf(readFileSync(store.path));
+    for (const [edit, defect] of [
+      [body.replace("checkpoints.json.finished-1", "../etc/passwd"), /not a finished-files set name/],
+      [
+        body.replace('"dropped":[]', '"dropped":[[1,2]]'),
+        /dropped\[0\]: file 1:2 is not in its finished-files set/,
+      ],
+      [body.replace('"dropped":[]', '"dropped":[1]'), /dropped\[0\]: expected \[dev, ino\]/],
+    ] as const) {
+      writeFileSync(store.path, formatted(edit, 2));
+      const loaded = await new CheckpointStore(dir).load();
+      assert.equal(loaded.source, "previous");
+      assert.match(loaded.problems[0] ?? "", defect);
+    }
+  });
+});
+
 describe("unusable state directory", () => {
   const assertUnusable = (dir: string, code: string, hint: RegExp) => (err: unknown) => {
     assert.ok(err instanceof CheckpointStoreError, String(err));
@@ -379,12 +528,13 @@ describe("unusable state directory", () => {
 
 describe("power loss at every I/O step (crashable in-memory filesystem)", () => {
   it("1,000 random histories: load always yields exactly the last completed save or the one in progress", async (t) => {
-    const stats = { crashes: 0, failures: 0, completed: 0, sources: new Map<LoadSource, number>() };
+    const stats = { sets: 0, crashes: 0, failures: 0, completed: 0, sources: new Map<LoadSource, number>() };
     for (let trial = 0; trial < 1000; trial++) {
       await runTrial(trial, stats);
     }
     t.diagnostic(
       `crashes ${stats.crashes}, injected ENOSPC ${stats.failures}, completed saves ${stats.completed}, ` +
+        `trials ending with a set ${stats.sets}, ` +
         `load sources ${JSON.stringify(Object.fromEntries(stats.sources))}`,
     );
     // The histories must actually reach the interesting states, or the test proves nothing.
@@ -392,6 +542,7 @@ describe("power loss at every I/O step (crashable in-memory filesystem)", () => 
       assert.ok((stats.sources.get(source) ?? 0) > 10, `load from ${source} exercised`);
     }
     assert.ok(stats.crashes >= 1000 && stats.failures > 100);
+    assert.ok(stats.sets > 100, `finished-files sets exercised (${stats.sets} trials)`);
   });
 });
 
@@ -536,7 +687,8 @@ interface Inode {
 
 type DirOp =
   | { readonly kind: "create"; readonly name: string; readonly ino: number }
-  | { readonly kind: "rename"; readonly from: string; readonly to: string; readonly ino: number };
+  | { readonly kind: "rename"; readonly from: string; readonly to: string; readonly ino: number }
+  | { readonly kind: "remove"; readonly name: string; readonly ino: number };
 
 /**
  * One directory with the durability rules of store-fs.ts, made adversarial: at power loss, file data
@@ -652,6 +804,25 @@ class CrashableFs implements StoreFs {
     return undefined;
   }
 
+  async list(path: string): Promise<string[]> {
+    this.step("readdir", path, false);
+    const prefix = `${path}/`;
+    return [...this.names.keys()].filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+  }
+
+  async remove(path: string): Promise<void> {
+    this.step("unlink", path, true);
+    const ino = this.names.get(path);
+    if (ino === undefined) return;
+    this.names.delete(path);
+    this.pending.push({ kind: "remove", name: path, ino });
+  }
+
+  /** Names in the directory now (for the oracle: no set file may pile up). */
+  namesNow(): string[] {
+    return [...this.names.keys()];
+  }
+
   /** Replaces the state by one a machine could come back with after losing power now. */
   powerLoss(): void {
     const names = new Map(this.durableNames);
@@ -663,7 +834,9 @@ class CrashableFs implements StoreFs {
         continue;
       }
       if (op.kind === "create") names.set(op.name, op.ino);
-      else {
+      else if (op.kind === "remove") {
+        if (names.get(op.name) === op.ino) names.delete(op.name);
+      } else {
         if (names.get(op.from) === op.ino) names.delete(op.from);
         names.set(op.to, op.ino);
       }
@@ -697,6 +870,8 @@ class CrashableFs implements StoreFs {
 }
 
 interface TrialStats {
+  /** Trials that ended with a finished-files set on disk. */
+  sets: number;
   crashes: number;
   failures: number;
   completed: number;
@@ -709,9 +884,16 @@ interface TrialStats {
  * completed save (or last load), or of a save attempted after it that did not complete — identified
  * by a unique marker in the entries, so a torn or mixed snapshot cannot pass.
  */
+/** Entries by inode: format v2 does not keep their order. */
+const byIno = (files: readonly FileCheckpoint[]): FileCheckpoint[] =>
+  [...files].sort((a, b) => a.ino - b.ino);
+
 async function runTrial(trial: number, stats: TrialStats): Promise<void> {
   const rng = mulberry32(trial + 1);
   const fs = new CrashableFs("/state", rng);
+  // Two trials in three keep finished entries in finished-files sets (format v2) from two of them on.
+  const options = trial % 3 !== 0 ? { fs, finishedSetMin: 2 } : { fs };
+  let previous: readonly FileCheckpoint[] = [];
   let floor: { generation: number; files: readonly FileCheckpoint[] } = { generation: 0, files: [] };
   let attempted = new Map<number, readonly FileCheckpoint[]>();
   let marker = 0;
@@ -719,16 +901,18 @@ async function runTrial(trial: number, stats: TrialStats): Promise<void> {
 
   const check = (loaded: LoadResult): void => {
     stats.sources.set(loaded.source, (stats.sources.get(loaded.source) ?? 0) + 1);
-    const { generation, files } = loaded.snapshot;
+    const { generation } = loaded.snapshot;
+    const files = byIno(loaded.snapshot.files);
     if (generation === floor.generation) {
-      assert.deepEqual(files, floor.files, `${context()}: generation ${generation} content`);
+      assert.deepEqual(files, byIno(floor.files), `${context()}: generation ${generation} content`);
     } else {
       assert.ok(generation > floor.generation, `${context()}: went back to generation ${generation}`);
       const id = files[0]?.updatedAt ?? -1;
       const expected = attempted.get(id);
       assert.ok(expected !== undefined, `${context()}: generation ${generation} is no attempted save`);
-      assert.deepEqual(files, expected, `${context()}: generation ${generation} torn or mixed`);
+      assert.deepEqual(files, byIno(expected), `${context()}: generation ${generation} torn or mixed`);
     }
+    previous = loaded.snapshot.files;
     floor = { generation, files };
     attempted = new Map();
   };
@@ -739,21 +923,31 @@ async function runTrial(trial: number, stats: TrialStats): Promise<void> {
       crashAt: fs.steps + 1 + int(rng, 70),
       ...(rng() < 0.3 ? { failAt: fs.mutations + 1 + int(rng, 30) } : {}),
     });
-    const store = new CheckpointStore("/state", { fs });
+    const store = new CheckpointStore("/state", options);
     try {
       check(await store.load());
       const saves = int(rng, 7);
       for (let i = 0; i < saves; i++) {
         marker++;
-        const files = Array.from({ length: 1 + int(rng, 4) }, (_, k) =>
-          entry(64 + int(rng, 1e6), { ino: k + 1, updatedAt: k === 0 ? marker : int(rng, 1e12) }),
-        );
+        // Inode 1 carries the marker; the others are finished files half the time, and often the
+        // very objects of the last snapshot (as the tailer hands them), so that sets get reused.
+        const last = new Map(previous.map((f) => [f.ino, f]));
+        const files = Array.from({ length: 1 + int(rng, 6) }, (_, k) => {
+          const kept = last.get(k + 1);
+          if (k > 0 && kept !== undefined && rng() < 0.5) return kept;
+          return entry(64 + int(rng, 1e6), {
+            ino: k + 1,
+            updatedAt: k === 0 ? marker : int(rng, 1e12),
+            finished: k > 0 && rng() < 0.7,
+          });
+        });
         attempted.set(marker, files);
         try {
           const saved = await store.save(files);
           assert.ok(saved.generation > floor.generation, context());
           floor = { generation: saved.generation, files };
           attempted = new Map();
+          previous = files;
           stats.completed++;
         } catch (err) {
           if (!(err instanceof CheckpointStoreError)) throw err;
@@ -768,5 +962,11 @@ async function runTrial(trial: number, stats: TrialStats): Promise<void> {
     stats.crashes++;
   }
   fs.arm({});
-  check(await new CheckpointStore("/state", { fs }).load());
+  const store = new CheckpointStore("/state", options);
+  check(await store.load());
+  // Sets left by crashed saves go at the next save that completes: at most those of two generations.
+  await store.save(previous);
+  const sets = fs.namesNow().filter((n) => n.includes(".finished-"));
+  assert.ok(sets.length <= 2, `${context()}: sets left on disk: ${sets.join(", ")}`);
+  if (sets.length > 0) stats.sets++;
 }

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 
 /**
  * The few filesystem operations the checkpoint store needs, behind an interface so the model test can
@@ -10,6 +10,7 @@ import { mkdir, open, readFile, rename } from "node:fs/promises";
  *   completed — an `fsync` of the file itself does not make its directory entry durable;
  * - `rename()` is atomic: after a crash the target name refers either to the old file or to the new
  *   one, never to a mixture.
+ * - `remove()` of a name, like a creation, survives a power loss only once `fsyncDir()` completed.
  */
 export interface StoreFileHandle {
   /** Writes all of `data` at the current position (loops over short writes). */
@@ -34,6 +35,10 @@ export interface StoreFs {
   fsyncDir(path: string): Promise<void>;
   /** `mkdir -p`; resolves to the first directory it had to create, or undefined if none was missing. */
   mkdir(path: string): Promise<string | undefined>;
+  /** The names in a directory (readdir). */
+  list(path: string): Promise<string[]>;
+  /** unlink(2); a name that does not exist is not an error. */
+  remove(path: string): Promise<void>;
 }
 
 async function fsyncPath(path: string): Promise<void> {
@@ -83,4 +88,12 @@ export const nodeStoreFs: StoreFs = {
     }
   },
   mkdir: (path) => mkdir(path, { recursive: true }),
+  list: (path) => readdir(path),
+  async remove(path) {
+    try {
+      await unlink(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  },
 };
