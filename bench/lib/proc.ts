@@ -28,6 +28,8 @@ export interface ProcSample {
   readonly rssMiB: number;
   /** VmHWM: the peak RSS so far. */
   readonly hwmMiB: number;
+  /** Bytes the process sent to storage so far (/proc/<pid>/io write_bytes; NaN where not readable). */
+  readonly writeBytes: number;
 }
 
 /** undefined once the process is gone. */
@@ -39,7 +41,20 @@ export function procSample(pid: number): ProcSample | undefined {
     const ticks = Number(fields[11]) + Number(fields[12]);
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-    return { cpuSeconds: ticks / ticksPerSecond(), rssMiB: kb("VmRSS") / 1024, hwmMiB: kb("VmHWM") / 1024 };
+    let writeBytes = Number.NaN;
+    try {
+      writeBytes = Number(
+        /write_bytes:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? Number.NaN,
+      );
+    } catch {
+      // /proc/<pid>/io needs the same user (or CAP_SYS_PTRACE)
+    }
+    return {
+      cpuSeconds: ticks / ticksPerSecond(),
+      rssMiB: kb("VmRSS") / 1024,
+      hwmMiB: kb("VmHWM") / 1024,
+      writeBytes,
+    };
   } catch {
     return undefined;
   }
