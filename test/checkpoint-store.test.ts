@@ -524,6 +524,29 @@ describe("unusable state directory", () => {
     const loaded = await new CheckpointStore("/state", { fs }).load();
     assert.deepEqual(loaded.snapshot, last);
   });
+
+  it("disk full while a new finished-files set is written: the save fails, and the half-written set goes at the next save", async () => {
+    const fs = new CrashableFs("/state", mulberry32(2));
+    const store = new CheckpointStore("/state", { fs, finishedSetMin: 2 });
+    const done = Array.from({ length: 8 }, (_, i) => entry(500, { ino: 10 + i, finished: true }));
+    await store.save(done);
+    await store.save(done);
+    const sets = (): string[] => fs.namesNow().filter((n) => n.includes(".finished-"));
+    assert.deepEqual(sets(), ["/state/checkpoints.json.finished-1"]);
+    // Eight more finished files: a new set, and the disk fills while its body is written.
+    const more = [
+      ...done,
+      ...Array.from({ length: 8 }, (_, i) => entry(600, { ino: 30 + i, finished: true })),
+    ];
+    fs.arm({ failAt: fs.mutations + 2 });
+    await assert.rejects(store.save(more), assertUnusable("/state", "ENOSPC", /no space/));
+    fs.arm({});
+    assert.deepEqual(sets(), ["/state/checkpoints.json.finished-1", "/state/checkpoints.json.finished-3"]);
+    // The same entries as the set on disk: it is reused, and the torn one removed.
+    await store.save(done);
+    assert.deepEqual(sets(), ["/state/checkpoints.json.finished-1"]);
+    assert.deepEqual(byIno((await new CheckpointStore("/state", { fs }).load()).snapshot.files), byIno(done));
+  });
 });
 
 describe("power loss at every I/O step (crashable in-memory filesystem)", () => {

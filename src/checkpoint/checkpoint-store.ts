@@ -461,6 +461,8 @@ export class CheckpointStore {
       // After a failure we no longer know which renames happened: look at the disk before the next save.
       this.known = undefined;
       this.dirReady = false;
+      // A set it may have left half-written goes at the next clean-up, whatever that one keeps.
+      this.keptSets = undefined;
       if (errnoCode(err) === undefined) throw err;
       throw this.storeError(`save checkpoints (${step.op} ${step.path}) in`, step.path, err);
     }
