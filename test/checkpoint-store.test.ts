@@ -577,13 +577,15 @@ describe("real SIGKILL at the store's crash points", () => {
   async function crashChild(
     dir: string,
     crashAt: string,
+    options: { finishedSetMin?: number } = {},
+    finished = false,
   ): Promise<{ signal: string | null; stderr: string }> {
     const script = join(root, `child-${dirs++}.mjs`);
     writeFileSync(
       script,
       `import { CheckpointStore } from ${JSON.stringify(storeUrl)};
 const [dir, first, second] = process.argv.slice(2);
-const store = new CheckpointStore(dir);
+const store = new CheckpointStore(dir, ${JSON.stringify(options)});
 await store.load();
 await store.save([JSON.parse(first)]);
 await store.save([JSON.parse(second)]);
@@ -591,7 +593,12 @@ await store.save([JSON.parse(second)]);
     );
     const child = spawn(
       process.execPath,
-      [script, dir, JSON.stringify(childEntry(100)), JSON.stringify(childEntry(200))],
+      [
+        script,
+        dir,
+        JSON.stringify({ ...childEntry(100), finished }),
+        JSON.stringify({ ...childEntry(200), finished }),
+      ],
       { env: { ...process.env, PMTA_INGEST_CRASH_AT: crashAt }, stdio: ["ignore", "ignore", "pipe"] },
     );
     let stderr = "";
@@ -627,6 +634,36 @@ await store.save([JSON.parse(second)]);
       assert.equal(generationOnDisk(`${store.path}.prev`), generation);
     });
   }
+
+  it("PMTA_INGEST_CRASH_AT=ckpt-after-set-write:2 (a finished-files set written, no generation refers to it yet)", async () => {
+    const dir = freshDir();
+    const { signal, stderr } = await crashChild(dir, "ckpt-after-set-write:2", { finishedSetMin: 1 }, true);
+    assert.equal(signal, "SIGKILL", stderr);
+    const finishedOf = (offset: number): FileCheckpoint => ({ ...childEntry(offset), finished: true });
+    assert.deepEqual(readdirSync(dir).sort(), [
+      "checkpoints.json",
+      "checkpoints.json.finished-1",
+      "checkpoints.json.finished-2",
+    ]);
+    const store = new CheckpointStore(dir, { finishedSetMin: 1 });
+    const loaded = await store.load();
+    assert.deepEqual(loaded.problems, []);
+    assert.equal(loaded.snapshot.generation, 1);
+    assert.deepEqual(loaded.snapshot.files, [finishedOf(100)]);
+    // The next save carries on from generation 1, and the set nobody refers to goes.
+    await store.save([finishedOf(300)]);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      "checkpoints.json",
+      "checkpoints.json.finished-1",
+      "checkpoints.json.finished-2",
+      "checkpoints.json.prev",
+    ]);
+    await store.save([finishedOf(300)]);
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.includes(".finished-")),
+      ["checkpoints.json.finished-2"],
+    );
+  });
 
   it("parses PMTA_INGEST_CRASH_AT", () => {
     assert.equal(parseCrashSpec(undefined), undefined);

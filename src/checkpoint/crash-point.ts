@@ -5,7 +5,7 @@
  * handlers, no flushing, exactly like the OOM killer or `kill -9`.
  *
  * Known points: `after-read`, `after-send`, `after-ack-before-ckpt` (tailer/output) and
- * `ckpt-after-temp-write`, `ckpt-after-fsync`, `ckpt-after-rename` (checkpoint store).
+ * `ckpt-after-set-write`, `ckpt-after-temp-write`, `ckpt-after-fsync`, `ckpt-after-rename` (checkpoint store).
  *
  * The variable is read once at module load so that a call in a hot path costs one comparison.
  */
