@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout } from "node:timers/promises";
@@ -89,6 +89,38 @@ describe("an archive backlog larger than one listing adopts", () => {
     assert.equal(ids.length, ARCHIVED + 2);
     assert.ok(ids.indexOf("live-0") < 1_000, `live-0 delivered at position ${ids.indexOf("live-0")}`);
     assert.ok(ids.indexOf("live-1") < ARCHIVED, "a record appended during the catch-up is not last in line");
+  });
+
+  it("restarted after the backlog, reads none of it again: its files come back from the finished-files set", async () => {
+    const { ws, live } = backlog();
+    let run = startRun(ws);
+    await waitUntil(
+      () => deliveredIds(ws).length >= ARCHIVED + 1,
+      60_000,
+      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    // 2,500 finished files: format v2, their entries in a set of their own.
+    assert.ok(
+      readdirSync(ws.stateDir).some((n) => n.startsWith("checkpoints.json.finished-")),
+      readdirSync(ws.stateDir).join(", "),
+    );
+    const { snapshot, problems } = await new CheckpointStore(ws.stateDir).load();
+    assert.deepEqual(problems, []);
+    assert.equal(snapshot.files.filter((f) => f.finished).length, ARCHIVED);
+    run = startRun(ws);
+    appendFileSync(live, row("live-1"));
+    await waitUntil(
+      () => deliveredIds(ws).includes("live-1"),
+      20_000,
+      () => run.stderr().slice(-2000),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    const ids = deliveredIds(ws);
+    assert.equal(new Set(ids).size, ids.length, "nothing delivered twice across the restart");
+    assert.equal(ids.length, ARCHIVED + 2);
   });
 
   it("lists again as soon as the adopted files are read, not after the rescan interval", async () => {
