@@ -116,7 +116,9 @@ export class EventWriter {
    * by the next event.
    */
   begin(bound: number, src?: Uint8Array): void {
-    const need = bound + (src === undefined ? 0 : src.length + 2 * WORD_SLACK);
+    // WORD_SLACK past the bound even without a record: a word write that ends within the bound
+    // may still run 3 bytes past it, and must never be skipped for want of room (see words()).
+    const need = bound + WORD_SLACK + (src === undefined ? 0 : src.length + WORD_SLACK);
     if (this.buf.length - this.pos < need) {
       const old = this.buf;
       // The slab being left is spare at once if all its events were released already.
