@@ -475,8 +475,8 @@ export class CheckpointStore {
   /**
    * How generation N is written. Fewer than finishedSetMin finished entries: v1, every entry in it.
    * Otherwise v2 against the set the best generation refers to, if the entries that differ from it
-   * (new, changed or gone finished files) stay under a quarter of it; else against a new set of all
-   * finished entries. Unchanged entries are found by identity first: the tailer hands the same
+   * (new, changed or gone finished files) stay under a quarter of it and are not the same number as
+   * last time (SETTLED_DIFF); else against a new set of all finished entries. Unchanged entries are found by identity first: the tailer hands the same
    * objects save after save, so comparing 100,000 of them costs a map lookup each.
    */
   private plan(files: readonly FileCheckpoint[], current: FinishedSet | undefined): Plan {
