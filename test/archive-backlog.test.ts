@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout } from "node:timers/promises";
@@ -121,6 +121,25 @@ describe("an archive backlog larger than one listing adopts", () => {
     const ids = deliveredIds(ws);
     assert.equal(new Set(ids).size, ids.length, "nothing delivered twice across the restart");
     assert.equal(ids.length, ARCHIVED + 2);
+  });
+
+  it("with checkpointFormat: 1, keeps every checkpoint whole (what releases before the set read)", async () => {
+    const { ws } = backlog({ checkpointFormat: 1 });
+    const run = startRun(ws);
+    await waitUntil(
+      () => deliveredIds(ws).length >= ARCHIVED + 1,
+      60_000,
+      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual(
+      readdirSync(ws.stateDir).filter((n) => n.includes(".finished-")),
+      [],
+    );
+    const text = readFileSync(join(ws.stateDir, "checkpoints.json"), "latin1");
+    assert.match(text, /^pmta-ingest-checkpoint v1 /);
+    assert.equal((text.match(/"finished":true/g) ?? []).length, ARCHIVED);
   });
 
   it("lists again as soon as the adopted files are read, not after the rescan interval", async () => {

@@ -63,6 +63,7 @@ inFlight: { maxBytes: 8MiB }
     assert.equal(c.host, "mta1");
     assert.equal(c.sealAfterMs, 60_000);
     assert.equal(c.eventFields, "all");
+    assert.equal(c.checkpointFormat, 2);
     assert.equal(c.deadLetterPath, join(state, "dead-letter.ndjson"));
   });
 
@@ -109,6 +110,8 @@ inFlight: { maxBytes: 8MiB }
     await rejects(`${base}${input}sealAfter: soon\n`, /sealAfter: .*write e\.g\. 500ms/);
     await rejects(`${base}${input}archiveRecheck: hourly\n`, /archiveRecheck: .*write e\.g\. 500ms/);
     await rejects(`${base}${input}eventFields: some\n`, /eventFields: expected all or unmapped, got "some"/);
+    await rejects(`${base}${input}checkpointFormat: 3\n`, /checkpointFormat: expected 1 or 2, got 3/);
+    await rejects(`${base}${input}checkpointFormat: "2"\n`, /checkpointFormat: expected 1 or 2, got "2"/);
     await rejects(
       `${base}${input}eventFields: unmapped\noutput: { http: { url: "http://127.0.0.1:1/x", format: octeth } }\n`,
       /eventFields: format octeth posts every column .*set it to all/,

@@ -49,6 +49,8 @@ export interface RunConfig {
   readonly archiveRecheckMs: number;
   readonly checkpointIntervalMs: number;
   readonly checkpointRetentionMs: number;
+  /** 2 (default): finished files' entries in a set of their own from 1,000 on; 1: every generation whole. */
+  readonly checkpointFormat: 1 | 2;
   readonly drainTimeoutMs: number;
   readonly maxOpenFiles: number;
   readonly deadLetterPath: string;
@@ -177,6 +179,13 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
       description: "forget files gone this long",
     },
     {
+      key: "checkpointFormat",
+      type: "1 | 2",
+      default: "2",
+      description:
+        "2: from 1,000 finished files on, their entries go into a set written once; 1: every checkpoint whole, the format releases without that set read (set 1 before going back to one)",
+    },
+    {
       key: "drainTimeout",
       type: "duration",
       default: "10s",
@@ -228,6 +237,7 @@ const TOP_KEYS = [
   "archiveRecheck",
   "checkpointInterval",
   "checkpointRetention",
+  "checkpointFormat",
   "drainTimeout",
   "maxOpenFiles",
   "deadLetter",
@@ -423,6 +433,9 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
     };
   }
 
+  const checkpointFormat = doc.checkpointFormat === undefined ? 2 : doc.checkpointFormat;
+  if (checkpointFormat !== 1 && checkpointFormat !== 2)
+    fail("checkpointFormat", `expected 1 or 2, got ${JSON.stringify(checkpointFormat)}`);
   const eventFields = doc.eventFields === undefined ? "all" : doc.eventFields;
   if (eventFields !== "all" && eventFields !== "unmapped")
     fail("eventFields", `expected all or unmapped, got ${JSON.stringify(eventFields)}`);
@@ -480,6 +493,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
       dur("checkpointInterval", doc.checkpointInterval, 1000),
     ),
     checkpointRetentionMs: dur("checkpointRetention", doc.checkpointRetention, 7 * 24 * 3600 * 1000),
+    checkpointFormat: checkpointFormat as 1 | 2,
     drainTimeoutMs: dur("drainTimeout", doc.drainTimeout, 10_000),
     maxOpenFiles: num("maxOpenFiles", doc.maxOpenFiles, 64),
     deadLetterPath:

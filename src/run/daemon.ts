@@ -102,7 +102,11 @@ export async function runDaemon(
   const readiness = new Readiness(config.inputs, config.output.kind);
 
   for (const warning of config.warnings) log("warn", "configuration", { source: config.source, warning });
-  const store = new CheckpointStore(config.stateDir);
+  // Format 1 (every generation whole) is what releases before the finished-files set read.
+  const store = new CheckpointStore(
+    config.stateDir,
+    config.checkpointFormat === 1 ? { finishedSetMin: Number.POSITIVE_INFINITY } : {},
+  );
   const loaded = await store.load();
   for (const problem of loaded.problems) {
     log("error", "checkpoint store damaged; using an older generation or the start policy", { problem });
