@@ -36,6 +36,18 @@ function backlog(extra: Record<string, unknown> = {}): { ws: Workspace; live: st
   return { ws, live };
 }
 
+/** Runs the daemon until the backlog and the live file's first record are delivered, then stops it. */
+async function runThroughBacklog(ws: Workspace): Promise<void> {
+  const run = startRun(ws);
+  await waitUntil(
+    () => deliveredIds(ws).length >= ARCHIVED + 1,
+    60_000,
+    () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
+  );
+  run.child.kill("SIGTERM");
+  assert.equal((await run.exited).code, 0, run.stderr());
+}
+
 describe("reading ahead never reorders records", () => {
   it("with a window of 2 events, 60 archived files of 3 records arrive exactly once, file by file, oldest first", async () => {
     const ws = makeWorkspace("pmta-readahead-", {
@@ -93,14 +105,7 @@ describe("an archive backlog larger than one listing adopts", () => {
 
   it("restarted after the backlog, reads none of it again: its files come back from the finished-files set", async () => {
     const { ws, live } = backlog();
-    let run = startRun(ws);
-    await waitUntil(
-      () => deliveredIds(ws).length >= ARCHIVED + 1,
-      60_000,
-      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
-    );
-    run.child.kill("SIGTERM");
-    assert.equal((await run.exited).code, 0, run.stderr());
+    await runThroughBacklog(ws);
     // 2,500 finished files: format v2, their entries in a set of their own.
     assert.ok(
       readdirSync(ws.stateDir).some((n) => n.startsWith("checkpoints.json.finished-")),
@@ -109,7 +114,7 @@ describe("an archive backlog larger than one listing adopts", () => {
     const { snapshot, problems } = await new CheckpointStore(ws.stateDir).load();
     assert.deepEqual(problems, []);
     assert.equal(snapshot.files.filter((f) => f.finished).length, ARCHIVED);
-    run = startRun(ws);
+    const run = startRun(ws);
     appendFileSync(live, row("live-1"));
     await waitUntil(
       () => deliveredIds(ws).includes("live-1"),
@@ -125,14 +130,7 @@ describe("an archive backlog larger than one listing adopts", () => {
 
   it("with checkpointFormat: 1, keeps every checkpoint whole (what releases before the set read)", async () => {
     const { ws } = backlog({ checkpointFormat: 1 });
-    const run = startRun(ws);
-    await waitUntil(
-      () => deliveredIds(ws).length >= ARCHIVED + 1,
-      60_000,
-      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
-    );
-    run.child.kill("SIGTERM");
-    assert.equal((await run.exited).code, 0, run.stderr());
+    await runThroughBacklog(ws);
     assert.deepEqual(
       readdirSync(ws.stateDir).filter((n) => n.includes(".finished-")),
       [],
@@ -145,14 +143,7 @@ describe("an archive backlog larger than one listing adopts", () => {
   it("lists again as soon as the adopted files are read, not after the rescan interval", async () => {
     // An hour between regular listings: only the reader running dry can bring the last 500 files in.
     const { ws } = backlog({ rescanInterval: "1h" });
-    const run = startRun(ws);
-    await waitUntil(
-      () => deliveredIds(ws).length >= ARCHIVED + 1,
-      60_000,
-      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
-    );
-    run.child.kill("SIGTERM");
-    assert.equal((await run.exited).code, 0, run.stderr());
+    await runThroughBacklog(ws);
     assert.equal(new Set(deliveredIds(ws)).size, ARCHIVED + 1);
   });
 
