@@ -392,6 +392,20 @@ describe("finished-files sets (format v2)", () => {
     assert.deepEqual(sets(dir), []);
   });
 
+  it("reads back strings with newlines, quotes, brackets and non-ASCII, in a set and in a generation", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir, { finishedSetMin: 2 });
+    const odd = ['a\nb"c', "},\n]}", "é→😀\u2028", "\\", '{"files":['];
+    const files = odd.map((text, i) =>
+      entry(900 + i, { ino: 50 + i, path: `/x/${text}`, header: text, finished: i % 2 === 0 }),
+    );
+    await store.save(files);
+    sameFiles((await new CheckpointStore(dir).load()).snapshot.files, files);
+    const v1 = freshDir();
+    await new CheckpointStore(v1).save(files);
+    assert.deepEqual((await new CheckpointStore(v1).load()).snapshot.files, files);
+  });
+
   it("folds differences into a new set once they stop changing (the end of a catch-up)", async () => {
     const dir = freshDir();
     const store = new CheckpointStore(dir, { finishedSetMin: 4 });

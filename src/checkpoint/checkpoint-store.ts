@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { crashPoint } from "./crash-point.js";
@@ -785,7 +786,7 @@ function checkedBody(
   let json: unknown;
   let parseError: string | undefined;
   try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    json = byLine(body) ?? JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
   } catch (err) {
     parseError = err instanceof Error ? err.message : String(err);
   }
@@ -801,6 +802,39 @@ function checkedBody(
     return `version: the header says v${version} but the content says ${show(json.version)}`;
   }
   return { json, sha256: digest, version };
+}
+
+/**
+ * A body as this store writes it — `{…,"files":[` on the first line, one entry per line, `]}` on the
+ * last — parsed line by line: a 50 MB document of 100,000 entries was one 50 MB string more at start
+ * (load peak 217 → 175 MiB measured alone). undefined for anything else (JSON.parse of the whole then
+ * reads it, or says what is wrong with it).
+ */
+function byLine(body: Uint8Array): unknown {
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.length);
+  const first = bytes.indexOf(0x0a);
+  if (first < 2 || bytes[first - 1] !== 0x5b || !isUtf8(bytes)) return undefined;
+  // The last line: `]}` and the final newline.
+  const end = bytes.length - 3;
+  if (end <= first || bytes.toString("latin1", end) !== "]}\n" || bytes[end - 1] !== 0x0a) return undefined;
+  try {
+    const head = JSON.parse(`${bytes.toString("utf8", 0, first)}]}`) as unknown;
+    if (!isObject(head) || !Array.isArray(head.files)) return undefined;
+    const files: unknown[] = [];
+    for (let at = first + 1; at < end; ) {
+      const nl = bytes.indexOf(0x0a, at);
+      // Every entry but the last ends with a comma.
+      const stop = nl === end - 1 ? nl : nl - 1;
+      if (bytes[at] !== 0x7b || bytes[stop - 1] !== 0x7d || (stop !== nl && bytes[stop] !== 0x2c))
+        return undefined;
+      files.push(JSON.parse(bytes.toString("utf8", at, stop)));
+      at = nl + 1;
+    }
+    head.files = files;
+    return head;
+  } catch {
+    return undefined;
+  }
 }
 
 type Json = Record<string, unknown>;
