@@ -210,7 +210,7 @@ export class CheckpointStore {
    * would later reject must never be written.
    */
   save(files: readonly FileCheckpoint[]): Promise<CheckpointSnapshot> {
-    let normalised: FileCheckpoint[];
+    let normalised: Normalised;
     try {
       normalised = normaliseEntries(files);
     } catch (err) {
@@ -256,19 +256,11 @@ export class CheckpointStore {
     // again, or skipped under startAt: end). Used when no candidate is whole.
     let partial: { source: Candidate; snapshot: CheckpointSnapshot } | undefined;
     for (const [source, path] of candidates) {
-      let bytes: Uint8Array;
-      try {
-        bytes = await this.fs.readFile(path);
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code === undefined) throw err;
-        if (code === "ENOENT") continue;
-        // A bad sector is a property of this file, not of the directory: the other copies may be fine.
-        if (code === "EIO") {
-          problems.push(`${path}: unreadable (EIO: the device reported an I/O error)`);
-          continue;
-        }
-        throw this.storeError("load checkpoints from", path, err);
+      const bytes = await this.readIfThere(path);
+      if (bytes === undefined) continue;
+      if (typeof bytes === "string") {
+        problems.push(`${path}: ${bytes}`);
+        continue;
       }
       const note = source === "temp" ? " (leftover of an interrupted save; harmless on its own)" : "";
       const decoded = decodeDocument(bytes);
@@ -371,14 +363,14 @@ export class CheckpointStore {
    * number — it scans first if load() was not called or the previous save failed — so a leftover file
    * can never outrank a newer one, and the highest generation is always the latest acknowledged state.
    */
-  private async write(files: readonly FileCheckpoint[]): Promise<CheckpointSnapshot> {
+  private async write({ entries: files, keys }: Normalised): Promise<CheckpointSnapshot> {
     const known = this.known ?? (await this.scan()).known;
     const snapshot: CheckpointSnapshot = {
       generation: known.generation + 1,
       writtenAt: new Date().toISOString(),
       files,
     };
-    const plan = this.plan(files, known.set);
+    const plan = this.plan(files, keys, known.set);
     let set = plan.reuse;
     let step: Step = { op: "mkdir", path: this.dir };
     try {
@@ -477,10 +469,11 @@ export class CheckpointStore {
    * How generation N is written. Fewer than finishedSetMin finished entries: v1, every entry in it.
    * Otherwise v2 against the set the best generation refers to, if the entries that differ from it
    * (new, changed or gone finished files) stay under a quarter of it and are not the same number as
-   * last time (SETTLED_DIFF); else against a new set of all finished entries. Unchanged entries are found by identity first: the tailer hands the same
-   * objects save after save, so comparing 100,000 of them costs a map lookup each.
+   * last time (SETTLED_DIFF); else against a new set of all finished entries. Unchanged entries are
+   * found by identity first: the tailer hands the same objects save after save, so comparing 100,000
+   * of them costs a map lookup each.
    */
-  private plan(files: readonly FileCheckpoint[], current: FinishedSet | undefined): Plan {
+  private plan(files: readonly FileCheckpoint[], keys: FileKeys, current: FinishedSet | undefined): Plan {
     let finished = 0;
     for (const f of files) if (f.finished) finished++;
     if (finished < this.finishedSetMin) return { files, dropped: [] };
@@ -488,7 +481,7 @@ export class CheckpointStore {
       const inline: FileCheckpoint[] = [];
       let changed = 0;
       // Keys are unique in `files` (normaliseEntries): when as many of them are in the set as it
-      // holds, none of its entries was dropped, and no key set of `files` needs building.
+      // holds, none of its entries was dropped, and no key needs looking up.
       let inSet = 0;
       for (const f of files) {
         const s = current.byKey.get(f.dev)?.get(f.ino);
@@ -499,17 +492,7 @@ export class CheckpointStore {
       }
       const dropped: Array<readonly [number, number]> = [];
       if (inSet < current.entries.length) {
-        const seen = new Map<number, Set<number>>();
-        for (const f of files) {
-          let inodes = seen.get(f.dev);
-          if (inodes === undefined) {
-            inodes = new Set();
-            seen.set(f.dev, inodes);
-          }
-          inodes.add(f.ino);
-        }
-        for (const e of current.entries)
-          if (seen.get(e.dev)?.has(e.ino) !== true) dropped.push([e.dev, e.ino]);
+        for (const e of current.entries) if (!keys.has(e)) dropped.push([e.dev, e.ino]);
       }
       // Also folded into a new set: differences that stayed the same since the last generation (a
       // catch-up is over), or they would be written again at every save for as long as it runs.
@@ -528,21 +511,31 @@ export class CheckpointStore {
     };
   }
 
+  /**
+   * A file of the store: its bytes, undefined when it does not exist, or why it cannot be read. A bad
+   * sector is a property of this file, not of the directory: the other copies may be fine. Anything
+   * else (permissions...) is the directory's, and a save would fail there too: thrown.
+   */
+  private async readIfThere(path: string): Promise<Uint8Array | string | undefined> {
+    try {
+      return await this.fs.readFile(path);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === undefined) throw err;
+      if (code === "ENOENT") return undefined;
+      if (code === "EIO") return "unreadable (EIO: the device reported an I/O error)";
+      throw this.storeError("load checkpoints from", path, err);
+    }
+  }
+
   /** Reads and checks the finished-files set `file`: the set, or what is wrong with it. */
   private async readSet(file: string): Promise<FinishedSet | string> {
     if (!file.startsWith(`${this.fileName}.finished-`) || file.includes("/") || file.includes("\\")) {
       return `not a finished-files set name of this store (${JSON.stringify(file)})`;
     }
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.fs.readFile(join(this.dir, file));
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === undefined) throw err;
-      if (code === "ENOENT") return "missing (deleted or lost)";
-      if (code === "EIO") return "unreadable (EIO: the device reported an I/O error)";
-      throw this.storeError("load checkpoints from", join(this.dir, file), err);
-    }
+    const bytes = await this.readIfThere(join(this.dir, file));
+    if (bytes === undefined) return "missing (deleted or lost)";
+    if (typeof bytes === "string") return bytes;
     const checked = checkedBody(bytes, SET_MAGIC, [2]);
     if (typeof checked === "string") return checked;
     const { json, sha256 } = checked;
@@ -887,16 +880,35 @@ function validateDocument(json: unknown, version: number): Document | string {
 /** Entries read from disk: checked, and no file twice. */
 function validateEntries(raw: readonly unknown[]): FileCheckpoint[] | string {
   const files: FileCheckpoint[] = [];
-  const keys = new Set<string>();
+  const keys = new FileKeys();
   for (const [i, item] of raw.entries()) {
     const entry = validateEntry(item, `files[${i}]`);
     if (typeof entry === "string") return entry;
-    const key = `${entry.dev}:${entry.ino}`;
-    if (keys.has(key)) return `files[${i}]: a second entry for file ${key}`;
-    keys.add(key);
+    if (!keys.add(entry)) return `files[${i}]: a second entry for file ${entry.dev}:${entry.ino}`;
     files.push(entry);
   }
   return files;
+}
+
+/** Files' (device, inode) keys, as numbers: a string key per entry made 100,000 strings per save. */
+class FileKeys {
+  private readonly byDev = new Map<number, Set<number>>();
+
+  /** False, and nothing added, when the key is there already. */
+  add(f: { readonly dev: number; readonly ino: number }): boolean {
+    let inodes = this.byDev.get(f.dev);
+    if (inodes === undefined) {
+      inodes = new Set();
+      this.byDev.set(f.dev, inodes);
+    }
+    if (inodes.has(f.ino)) return false;
+    inodes.add(f.ino);
+    return true;
+  }
+
+  has(f: { readonly dev: number; readonly ino: number }): boolean {
+    return this.byDev.get(f.dev)?.has(f.ino) === true;
+  }
 }
 
 function finishedSet(file: string, entries: readonly FileCheckpoint[], sha256: string): FinishedSet {
@@ -1018,35 +1030,28 @@ function isCanonical(f: FileCheckpoint): boolean {
   return j === keys.length;
 }
 
-function normaliseEntries(files: readonly FileCheckpoint[]): FileCheckpoint[] {
+/** The entries to save, checked, and their keys. */
+interface Normalised {
+  readonly entries: readonly FileCheckpoint[];
+  readonly keys: FileKeys;
+}
+
+function normaliseEntries(files: readonly FileCheckpoint[]): Normalised {
   // Validated before any I/O: a caller bug (NaN offset, duplicate key) must not produce a generation
   // that the loader would reject, which would silently fall back to an older one on the next start.
-  const out: FileCheckpoint[] = [];
-  // Inodes by device, as numbers: a string key per entry made 100,000 strings per save.
-  const keys = new Map<number, Set<number>>();
+  const entries: FileCheckpoint[] = [];
+  const keys = new FileKeys();
   for (let i = 0; i < files.length; i++) {
     const f = files[i] as FileCheckpoint;
-    let entry: FileCheckpoint | string = f;
-    if (!canonical.has(f)) {
-      entry = validateEntry(f, `files[${i}]`);
-      if (typeof entry !== "string" && isCanonical(f)) {
-        canonical.add(f);
-        entry = f;
-      }
-    }
+    // validateEntry keeps (and marks) an entry already in canonical form, else copies it.
+    const entry = canonical.has(f) ? f : validateEntry(f, `files[${i}]`);
     if (typeof entry === "string") throw new TypeError(`checkpoint save refused: ${entry}`);
-    let inodes = keys.get(entry.dev);
-    if (inodes === undefined) {
-      inodes = new Set();
-      keys.set(entry.dev, inodes);
-    }
-    if (inodes.has(entry.ino)) {
+    if (!keys.add(entry)) {
       throw new TypeError(
         `checkpoint save refused: files[${i}] is a second entry for file ${entry.dev}:${entry.ino}`,
       );
     }
-    inodes.add(entry.ino);
-    out.push(entry);
+    entries.push(entry);
   }
-  return out;
+  return { entries, keys };
 }
