@@ -118,9 +118,14 @@ export function classifyBounce(
   diagCheck?: number,
   /** dsnMta's host, when the caller read it from the bytes (encodeEvent): dsnMta is then not parsed. */
   mtaHost?: string,
+  /**
+   * With diagHash: dsnDiag is made by the classifier only on a cache miss, and `dsnDiag` in the
+   * result is undefined (the caller writes the diagnostic from the bytes).
+   */
+  lazyDiag = false,
 ): BounceSignals {
   const dsnStatus = get("dsnStatus");
-  const dsnDiag = get("dsnDiag");
+  const dsnDiag = lazyDiag && diagHash !== undefined ? undefined : get("dsnDiag");
   const dsnMta = mtaHost === undefined ? get("dsnMta") : undefined;
   const bounceCat = get("bounceCat");
   const mta = dsnMta === undefined ? undefined : parseDsnMta(dsnMta);
@@ -135,6 +140,7 @@ export function classifyBounce(
     recipientDomain,
     diagHash,
     diagCheck,
+    column: lazyDiag ? get : undefined,
   });
   return { dsnStatus, dsnDiag, bounceCat, mta, c };
 }

@@ -313,8 +313,9 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
       diagHash,
       diagCheck,
       mtaHost,
+      true,
     );
-    if (bounce.dsnStatus === undefined && bounce.dsnDiag === undefined) return viaObject(record, ctx, w);
+    if (bounce.dsnStatus === undefined && diagAt < 0) return viaObject(record, ctx, w);
   }
 
   const field = (i: number): void => {
