@@ -242,6 +242,35 @@ const HEADERS = piece(',"headers":{');
 const FIELDS = piece(',"fields":{');
 const CLOSE = 0x7d;
 
+/**
+ * The record encodeEvent is writing, for the helpers below: plain functions over module state, not
+ * closures made per record (five of them with their context were ~0.3 KB allocated a record).
+ * encodeEvent is never re-entered, and each call sets both before any helper runs.
+ */
+const current: { src: Buffer; header: Header | undefined } = {
+  src: Buffer.alloc(0),
+  header: undefined,
+};
+
+/** Field i of the current record as a string (classifier input, metrics labels). */
+function text(i: number): string {
+  return spans.text(current.src, i);
+}
+
+/** The first non-empty value of the columns named `name`, as a string. */
+function get(name: string): string | undefined {
+  const i = firstFilled((current.header as Header).positionsOf(name));
+  return i < 0 ? undefined : text(i);
+}
+
+/** Field i's value as a JSON string, copied from the current record's bytes. */
+function field(w: EventWriter, i: number): void {
+  const from = spans.from[i] as number;
+  const to = spans.to[i] as number;
+  if (spans.clean[i] === 1) w.copy(current.src, from, to);
+  else w.csv(current.src, from, to);
+}
+
 const logged = new TimeJson();
 const queued = new TimeJson();
 
@@ -254,25 +283,18 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   const count = spans.split(src);
   if (count !== header.width || ((spans.high & 0x80) !== 0 && !isUtf8(src))) return viaObject(record, ctx, w);
   const { from, to, clean } = spans;
-  // The few values needed as strings: classifier input, metrics labels.
-  const text = (i: number): string => spans.text(src, i);
-  const get = (name: string): string | undefined => {
-    const i = firstFilled(header.positionsOf(name));
-    return i < 0 ? undefined : text(i);
-  };
+  current.src = src;
+  current.header = header;
 
   // Everything that could add a warning is settled before a byte is written: such records take the
   // object path, which words the warnings.
   const { at } = layout;
   const loggedAt = firstFilled(at.timeLogged);
   if (loggedAt < 0) return viaObject(record, ctx, w);
-  if (!logged.read(src, from[loggedAt] as number, to[loggedAt] as number, () => text(loggedAt)))
+  if (!logged.read(src, from[loggedAt] as number, to[loggedAt] as number, text, loggedAt))
     return viaObject(record, ctx, w);
   const queuedAt = firstFilled(at.timeQueued);
-  if (
-    queuedAt >= 0 &&
-    !queued.read(src, from[queuedAt] as number, to[queuedAt] as number, () => text(queuedAt))
-  )
+  if (queuedAt >= 0 && !queued.read(src, from[queuedAt] as number, to[queuedAt] as number, text, queuedAt))
     return viaObject(record, ctx, w);
 
   const type = record.type;
@@ -318,10 +340,6 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     if (bounce.dsnStatus === undefined && diagAt < 0) return viaObject(record, ctx, w);
   }
 
-  const field = (i: number): void => {
-    if (clean[i] === 1) w.copy(src, from[i] as number, to[i] as number);
-    else w.csv(src, from[i] as number, to[i] as number);
-  };
   const bouncePart = bounce === undefined ? undefined : bouncePrefix(bounce.c, bounce.bounceCat);
   const source = sourceOf(ctx);
   const id = idPrefix(record.fileKey);
@@ -339,7 +357,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   w.raw(id);
   w.int(record.offset);
   w.raw(KIND[kind]);
-  field(0);
+  field(w, 0);
   w.raw(TIME);
   w.words(logged.words, logged.length);
   if (queuedAt >= 0) {
@@ -349,11 +367,11 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   const origAt = firstFilled(at.orig);
   if (origAt >= 0) {
     w.raw(SENDER);
-    field(origAt);
+    field(w, origAt);
   }
   if (rcptAt >= 0) {
     w.raw(RECIPIENT);
-    field(rcptAt);
+    field(w, rcptAt);
   } else if (recipient !== undefined) {
     w.raw(RECIPIENT);
     w.str(recipient);
@@ -367,7 +385,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     w.raw(bouncePart);
     if (diagAt >= 0) {
       w.raw(DIAGNOSTIC);
-      field(diagAt);
+      field(w, diagAt);
     }
     const mta = bounce.mta;
     if (mtaOpen >= 0) {
@@ -387,7 +405,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     const actionAt = firstFilled(at.dsnAction);
     if (actionAt >= 0) {
       w.raw(DSN_ACTION);
-      field(actionAt);
+      field(w, actionAt);
     }
     w.byte(CLOSE);
   } else if (kind === "complaint") {
@@ -405,12 +423,12 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
   const jobAt = firstFilled(at.jobId);
   if (jobAt >= 0) {
     w.raw(JOB_ID);
-    field(jobAt);
+    field(w, jobAt);
   }
   const vmtaAt = firstFilled(at.vmta);
   if (vmtaAt >= 0) {
     w.raw(VMTA);
-    field(vmtaAt);
+    field(w, vmtaAt);
   }
 
   // headers: the first non-empty value of each name, in the order the names first got one.
@@ -428,7 +446,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
       w.raw(firstKey);
       open = true;
     }
-    field(i);
+    field(w, i);
   }
   if (open) w.byte(CLOSE);
 
@@ -452,7 +470,7 @@ export function encodeEvent(record: DecodedRecord, ctx: EventContext, w: EventWr
     }
     w.raw((first ? firstKeys[i] : keys[i]) as Piece);
     first = false;
-    field(i);
+    field(w, i);
   }
   w.raw(source);
   w.int(record.offset);

@@ -23,10 +23,10 @@ export class TimeJson {
   private readonly prefix = new Uint8Array(17);
 
   /**
-   * Reads the field `src[from, to)`, whose text `raw` gives (asked only for the odd forms); false when
-   * the time cannot be read.
+   * Reads the field `src[from, to)`, whose text `raw(field)` gives (asked only for the odd forms);
+   * false when the time cannot be read.
    */
-  read(src: Uint8Array, from: number, to: number, raw: () => string): boolean {
+  read(src: Uint8Array, from: number, to: number, raw: (field: number) => string, field = 0): boolean {
     const plain = to - from === 24 && isPlain(src, from);
     if (plain) {
       if (utcDirect(src, from)) {
@@ -51,7 +51,7 @@ export class TimeJson {
         return true;
       }
     }
-    const iso = parsePmtaTime(raw());
+    const iso = parsePmtaTime(raw(field));
     if (iso === undefined || iso.length > 60) return false;
     const json = this.json;
     json[0] = 0x22;
