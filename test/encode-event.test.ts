@@ -4,7 +4,7 @@ import { Classifier } from "../src/classify/classifier.js";
 import { AccountingDecoder, type DecodedRecord } from "../src/decode/accounting-decoder.js";
 import { buildEvent, type EventContext } from "../src/event/build-event.js";
 import { encodeEvent, encodePaths } from "../src/event/encode-event.js";
-import { EventWriter, piece } from "../src/event/event-writer.js";
+import { type EventSlab, EventWriter, piece } from "../src/event/event-writer.js";
 import { generateBouncesFile, generateFblFile } from "../src/simulate/record-generator.js";
 
 /**
@@ -365,5 +365,34 @@ describe("EventWriter", () => {
     // Without reuse every 1 MiB of events takes a new slab (49 here); with it, the slabs a window of
     // 2,000 events spans, the spares and those the never-released events pin.
     assert.ok(slabs.size < 0.6 * (slabBytes / (1024 * 1024)), `${slabs.size} slabs for ${slabBytes} bytes`);
+  });
+
+  it("does the same for events kept by their place and released through their slab, separator after each", () => {
+    const w = new EventWriter({ separator: 0x0a });
+    let seed = 9;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    type Placed = { slab: EventSlab; start: number; end: number; text: string };
+    const bytesOf = (p: Placed): string => p.slab.bytes.subarray(p.start, p.end).toString();
+    const live: Placed[] = [];
+    const slabs = new Set<EventSlab>();
+    for (let i = 0; i < 30_000; i++) {
+      const text = `${i}:${"q".repeat(200 + rnd(3000))}`;
+      w.write(text);
+      const p = { slab: w.lastSlab, start: w.lastStart, end: w.lastEnd, text };
+      assert.equal(p.slab.bytes[p.end], 0x0a, "the separator follows the event");
+      slabs.add(p.slab);
+      live.push(p);
+      while (live.length > 2000 || (live.length > 0 && rnd(3) === 0)) {
+        const [gone] = live.splice(rnd(live.length), 1) as [Placed];
+        w.releaseIn(gone.slab);
+      }
+      if (i % 997 === 0)
+        for (const q of live) assert.equal(bytesOf(q), q.text, "an unreleased event was overwritten");
+    }
+    for (const q of live) assert.equal(bytesOf(q), q.text, "an unreleased event was overwritten");
+    assert.ok(slabs.size < 30, `${slabs.size} slabs`);
   });
 });

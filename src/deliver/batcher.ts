@@ -10,6 +10,14 @@ export interface Envelope {
    * byte a character rather than doubling the string, and a request body is one Buffer.concat.
    */
   readonly data: Buffer;
+  /** data.length, known without making `data` (RecordEnvelope makes it only when asked). */
+  readonly size?: number;
+  /**
+   * `data` is `slab[start, start + size)`: a join copies consecutive events of one slab that lie
+   * separated by its separator byte (EventWriter's `separator`) as one run, without their views.
+   */
+  readonly slab?: Buffer;
+  readonly start?: number;
   /** The output has it (the batcher calls this once per acknowledged send). */
   ack(): void;
   /** The event id (idempotency keys) and where the record came from (dead letters). The event object
@@ -97,9 +105,10 @@ export class Batcher {
   push(envelope: Envelope): void {
     if (this.current.length === 0) this.currentSince = performance.now();
     this.current.push(envelope);
-    this.currentBytes += envelope.data.length;
+    const size = envelope.size ?? envelope.data.length;
+    this.currentBytes += size;
     this.events++;
-    this.bytes += envelope.data.length;
+    this.bytes += size;
     if (this.current.length >= this.options.maxEvents || this.currentBytes >= this.options.maxBytes) {
       this.cut();
     } else if (this.timer === undefined) {
@@ -157,7 +166,7 @@ export class Batcher {
         let bytes = 0;
         for (const e of batch) {
           e.ack();
-          bytes += e.data.length;
+          bytes += e.size ?? e.data.length;
         }
         this.events -= batch.length;
         this.bytes -= bytes;

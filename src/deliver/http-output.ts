@@ -387,7 +387,7 @@ export class HttpOutput implements Output {
     switch (this.settings.format) {
       case "ndjson":
         return {
-          body: this.joiner.join(batch.map(dataOf), "", "\n", "\n"),
+          body: this.joiner.joinEvents(batch, "", "\n", "\n"),
           contentType: "application/x-ndjson",
         };
       case "octeth":
@@ -401,7 +401,7 @@ export class HttpOutput implements Output {
         };
       default:
         return {
-          body: this.joiner.join(batch.map(dataOf), `{"batchId":"${key}","events":[`, ",", "]}"),
+          body: this.joiner.joinEvents(batch, `{"batchId":"${key}","events":[`, ",", "]}"),
           contentType: "application/json",
         };
     }
@@ -418,8 +418,6 @@ function octethRecord(e: Envelope): Record<string, string> {
   for (const [k, v] of Object.entries(fields)) out[k === "type" ? "logType" : k] = v;
   return out;
 }
-
-const dataOf = (e: Envelope): Buffer => e.data;
 
 function backoff(attempt: number, capMs: number): number {
   const cap = Math.min(capMs, 250 * 2 ** Math.min(attempt - 1, 20));

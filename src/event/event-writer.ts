@@ -76,14 +76,29 @@ const WORD_SLACK = 4;
 /** Slabs kept for reuse at most: enough to absorb the acknowledgement of a few batches at once. */
 const SPARE_SLABS = 4;
 
-interface SlabUse {
-  readonly slab: Buffer;
+/**
+ * One slab and its count of events not yet released. Callers that keep an event by its place
+ * (`lastSlab`, `lastStart`, `lastEnd`) release it through this handle: no view per event, no lookup.
+ */
+export interface EventSlab {
+  readonly bytes: Buffer;
   /** Events written into the slab and not yet released. */
   live: number;
 }
 
+const NO_SLAB: EventSlab = { bytes: EMPTY, live: 0 };
+
+export interface EventWriterOptions {
+  /**
+   * A byte written after every event (`\n`, `,`): consecutive events then lie in their slab exactly
+   * as a batch joins them, and a batch body is copied a run of events at a time (LineJoiner).
+   */
+  readonly separator?: number;
+}
+
 export class EventWriter {
   private buf: Buffer = EMPTY;
+  private slab: EventSlab = NO_SLAB;
   /** `buf` as a DataView: the word copies' unaligned 32-bit loads and stores. */
   private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private pos = 0;
@@ -95,16 +110,26 @@ export class EventWriter {
    * is at `staged + i`, WORD_SLACK bytes past the event's bound. -1 when no record was staged.
    */
   private staged = -1;
-  /** Slabs holding events not yet released, by their memory. */
-  private readonly uses = new Map<ArrayBufferLike, SlabUse>();
-  private readonly spare: Buffer[] = [];
+  /** Slabs that may hold events not yet released, by their memory (release(data)). */
+  private readonly slabs = new Map<ArrayBufferLike, EventSlab>();
+  private readonly spare: EventSlab[] = [];
+  private readonly separator: number;
+  /** The event finished last: `lastSlab.bytes[lastStart, lastEnd)`. */
+  lastSlab: EventSlab = NO_SLAB;
+  lastStart = 0;
+  lastEnd = 0;
+
+  constructor(options: EventWriterOptions = {}) {
+    this.separator = options.separator ?? -1;
+  }
 
   /** `line` as UTF-8: a view of the current slab. */
   write(line: string): Buffer {
     // A UTF-16 code unit never takes more than 3 bytes of UTF-8.
     this.begin(3 * line.length);
     this.pos += this.buf.write(line, this.pos);
-    return this.written();
+    this.finish();
+    return this.lastEvent();
   }
 
   /**
@@ -117,15 +142,20 @@ export class EventWriter {
    */
   begin(bound: number, src?: Uint8Array): void {
     // WORD_SLACK past the bound even without a record: a word write that ends within the bound
-    // may still run 3 bytes past it, and must never be skipped for want of room (see words()).
+    // may still run 3 bytes past it, and must never be skipped for want of room (see words()). The
+    // separator after the event lands in that room too.
     const need = bound + WORD_SLACK + (src === undefined ? 0 : src.length + WORD_SLACK);
     if (this.buf.length - this.pos < need) {
-      const old = this.buf;
+      const old = this.slab;
       // The slab being left is spare at once if all its events were released already.
-      if (old !== EMPTY && !this.uses.has(old.buffer)) this.keep(old);
-      this.buf =
-        (need <= SLAB_BYTES ? this.spare.pop() : undefined) ??
-        Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, need));
+      if (old !== NO_SLAB && old.live === 0) this.keep(old);
+      let slab = need <= SLAB_BYTES ? this.spare.pop() : undefined;
+      if (slab === undefined) {
+        slab = { bytes: Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, need)), live: 0 };
+        this.slabs.set(slab.bytes.buffer, slab);
+      }
+      this.slab = slab;
+      this.buf = slab.bytes;
       this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
       this.pos = 0;
     }
@@ -139,41 +169,53 @@ export class EventWriter {
   }
 
   /**
-   * The event written since `begin`, or undefined (and nothing kept) when it outgrew its bound: its
-   * bytes may then have run over the staged record, so none of them can be trusted.
+   * Ends the event written since `begin`: true and the event in `lastSlab`/`lastStart`/`lastEnd`,
+   * or false (and nothing kept) when it outgrew its bound: its bytes may then have run over the
+   * staged record, so none of them can be trusted.
    */
-  end(): Buffer | undefined {
+  finish(): boolean {
     if (this.pos > this.limit) {
       this.pos = this.start;
-      return undefined;
+      return false;
     }
-    return this.written();
+    this.lastSlab = this.slab;
+    this.lastStart = this.start;
+    this.lastEnd = this.pos;
+    if (this.separator >= 0) this.buf[this.pos++] = this.separator;
+    this.slab.live++;
+    return true;
+  }
+
+  /** finish(), and the event as a view of its slab. */
+  end(): Buffer | undefined {
+    return this.finish() ? this.lastEvent() : undefined;
+  }
+
+  /** The event finished last, as a view of its slab. */
+  lastEvent(): Buffer {
+    return this.lastSlab.bytes.subarray(this.lastStart, this.lastEnd);
   }
 
   /**
-   * `data` (an event this writer returned) will not be read again: once every event of its slab is
-   * released, the slab is written over. Releasing the same event twice would free a slab too early,
-   * so callers release exactly once (RecordEnvelope makes sure).
+   * An event of `slab` will not be read again: once every event of the slab is released, the slab
+   * is written over. Releasing the same event twice would free a slab too early, so callers release
+   * exactly once (RecordEnvelope makes sure).
    */
-  release(data: Buffer): void {
-    const use = this.uses.get(data.buffer);
-    if (use === undefined) return;
-    if (--use.live > 0) return;
-    this.uses.delete(data.buffer);
+  releaseIn(slab: EventSlab): void {
+    if (--slab.live > 0) return;
     // The slab being written stays in use; it becomes spare when it is left (begin).
-    if (use.slab !== this.buf) this.keep(use.slab);
+    if (slab !== this.slab) this.keep(slab);
   }
 
-  private written(): Buffer {
-    const ab = this.buf.buffer;
-    const use = this.uses.get(ab);
-    if (use === undefined) this.uses.set(ab, { slab: this.buf, live: 1 });
-    else use.live++;
-    return this.buf.subarray(this.start, this.pos);
+  /** releaseIn for an event this writer returned as a view. */
+  release(data: Buffer): void {
+    const slab = this.slabs.get(data.buffer);
+    if (slab !== undefined && slab.live > 0) this.releaseIn(slab);
   }
 
-  private keep(slab: Buffer): void {
-    if (slab.length === SLAB_BYTES && this.spare.length < SPARE_SLABS) this.spare.push(slab);
+  private keep(slab: EventSlab): void {
+    if (slab.bytes.length === SLAB_BYTES && this.spare.length < SPARE_SLABS) this.spare.push(slab);
+    else this.slabs.delete(slab.bytes.buffer);
   }
 
   /** One ASCII byte: a separator or a bracket. */

@@ -41,12 +41,15 @@ export interface MetricsOptions {
 }
 
 /** What the metrics read of an event: the event itself, or what encodeEvent reports next to its bytes. */
-export type EventFacts = Pick<
-  EncodedEvent,
-  "kind" | "recordType" | "recipientDomain" | "vmta" | "jobId" | "warnings"
-> & {
+export interface EventFacts {
+  readonly kind: EncodedEvent["kind"];
+  readonly recordType: string;
+  readonly recipientDomain?: string | undefined;
+  readonly vmta?: string | undefined;
+  readonly jobId?: string | undefined;
+  readonly warnings?: readonly string[] | undefined;
   readonly bounce?: Pick<NonNullable<EncodedEvent["bounce"]>, "reason" | "hard" | "action" | "provider">;
-};
+}
 
 /** A per-(input, kind) tally the caller bumps when the output acknowledged an event. */
 export interface DeliveredSlot {

@@ -13,7 +13,7 @@ import { fileOutput, type Output, stdoutOutput } from "../deliver/output.js";
 import type { EventContext } from "../event/build-event.js";
 import { encodeEvent } from "../event/encode-event.js";
 import type { PmtaEvent } from "../event/event.js";
-import { EventWriter } from "../event/event-writer.js";
+import { type EventSlab, EventWriter } from "../event/event-writer.js";
 import { PipelineMetrics, type RetryCause } from "../observe/metrics.js";
 import { type MetricsServer, startMetricsServer } from "../observe/metrics-server.js";
 import { Readiness } from "../observe/readiness.js";
@@ -124,6 +124,9 @@ export async function runDaemon(
   let metricsServer: MetricsServer | undefined;
   const deadLetter = new DeadLetterFile(config.deadLetterPath);
   let output: Output;
+  // Each event is followed by the separator its batch body puts between events: a body is then
+  // copied from the slabs a run of events at a time (LineJoiner.joinEvents).
+  let separator = 0x0a;
   if (config.output.kind === "file") {
     const sink = new NdjsonFileSink({
       path: config.output.path,
@@ -142,6 +145,7 @@ export async function runDaemon(
     output = stdoutOutput();
   } else {
     const settings = parseHttpSettings(config.output.settings, parseDuration);
+    if (settings.format === "events") separator = 0x2c;
     output = new HttpOutput(settings, {
       deadLetter: async (r) => {
         counters.deadLetters++;
@@ -239,8 +243,8 @@ export async function runDaemon(
   const hasRoom = (): boolean =>
     batcher.inFlightEvents + uncheckpointed < config.inFlight.maxEvents &&
     batcher.inFlightBytes < config.inFlight.maxBytes;
-  const writer = new EventWriter();
-  const releaseEvent = (data: Buffer): void => writer.release(data);
+  const writer = new EventWriter({ separator });
+  const releaseEvent = (slab: EventSlab): void => writer.releaseIn(slab);
   // One context per file path, not one object per record.
   const contexts = new Map<string, EventContext>();
   const ctxFor = (file: string): EventContext => {
@@ -270,7 +274,18 @@ export async function runDaemon(
         if (options.onEvent !== undefined) options.onEvent(JSON.parse(event.data.toString()) as PmtaEvent);
         const delivered = metrics.eventRead(file.input.name, event);
         counters.events++;
-        batcher.push(new RecordEnvelope(event.data, item.fileKey, file, span, delivered, releaseEvent));
+        batcher.push(
+          new RecordEnvelope(
+            event.slab,
+            event.start,
+            event.end - event.start,
+            item.fileKey,
+            file,
+            span,
+            delivered,
+            releaseEvent,
+          ),
+        );
       },
       deadLetter: async (file, item, preview) => {
         counters.deadLetters++;
