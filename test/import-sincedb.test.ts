@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CheckpointStore, decodeCheckpointFile } from "../src/checkpoint/checkpoint-store.js";
+import { lockStateDir } from "../src/checkpoint/state-lock.js";
 import { computeFileKey } from "../src/decode/accounting-decoder.js";
 import { type ImportPlan, runImportSincedb } from "../src/ops/import-sincedb.js";
 import { makedev, parseSincedb, splitDev } from "../src/ops/sincedb.js";
@@ -297,6 +298,34 @@ describe("pmta-ingest import-sincedb", () => {
     const forced = await importJson(ws, sincedb, { force: true });
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal((await new CheckpointStore(ws.stateDir).load()).snapshot.generation, 2);
+  });
+
+  it("refuses, even with --force, while another process holds the state directory; a dry run still plans", async () => {
+    const ws = workspace("pmta-import-locked-");
+    const built = buildFile("bounces", [1, 2]);
+    const path = join(ws.liveDir, "bounces-2025-01-15-0000.csv");
+    writeFileSync(path, built.bytes);
+    const sincedb = join(ws.root, "sincedb");
+    writeFileSync(sincedb, `${sincedbLine(path, built.rows[0]?.end ?? 0)}\n`);
+    const held = await lockStateDir(ws.stateDir, "run --config test");
+    try {
+      const io = collect();
+      const code = await runImportSincedb({ config: ws.config, sincedb, force: true, ...io });
+      assert.equal(code, 1);
+      assert.match(
+        io.stderr(),
+        /state directory .* is in use by pmta-ingest pid \d+ \(run --config test since /,
+      );
+      assert.equal((await new CheckpointStore(ws.stateDir).load()).source, "none", "nothing written");
+      const dry = await importJson(ws, sincedb, { dryRun: true });
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.equal(dry.plan.imports.length, 1);
+    } finally {
+      await held.release();
+    }
+    const after = await importJson(ws, sincedb);
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(after.written, true);
   });
 
   it("refuses on a damaged store too, writes nothing when no line matches, and names an unreadable sincedb", async () => {

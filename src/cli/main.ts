@@ -57,10 +57,12 @@ async function runCommand(configPath: string | undefined, flags: Record<string, 
   const classifier = await classifierFromRulesFile(config.rules);
   const { runDaemon } = await import("../run/daemon.js");
   const { MetricsListenError } = await import("../observe/metrics-server.js");
+  const { StateDirBusyError } = await import("../checkpoint/state-lock.js");
   try {
     return await runDaemon(config, classifier);
   } catch (err) {
     if (err instanceof MetricsListenError) throw new UsageError(`${config.source}: ${err.message}`);
+    if (err instanceof StateDirBusyError) throw new UsageError(`${config.source}: ${err.message}`);
     throw err;
   }
 }

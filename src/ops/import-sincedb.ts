@@ -5,6 +5,7 @@ import {
   CheckpointStoreError,
   type FileCheckpoint,
 } from "../checkpoint/checkpoint-store.js";
+import { lockStateDir, StateDirBusyError, type StateLock } from "../checkpoint/state-lock.js";
 import type { RunConfig } from "../config/run-config.js";
 import { contentMarks, identityKey } from "../tail/file-identity.js";
 import { type InputFile, takeInventory } from "./inventory.js";
@@ -103,6 +104,26 @@ export async function runImportSincedb(opts: ImportOptions): Promise<number> {
     );
     return 1;
   }
+  // Writing checkpoints under a running daemon would be overwritten by its next save, or overwrite
+  // its state: only with the state directory to ourselves (a dry run writes nothing).
+  let lock: StateLock | undefined;
+  if (opts.dryRun !== true) {
+    try {
+      lock = await lockStateDir(config.stateDir, "import-sincedb");
+    } catch (err) {
+      if (!(err instanceof StateDirBusyError)) throw err;
+      opts.err.write(`pmta-ingest import-sincedb: ${err.message}\n`);
+      return 1;
+    }
+  }
+  try {
+    return await importLocked(opts, config, text);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function importLocked(opts: ImportOptions, config: RunConfig, text: string): Promise<number> {
   const store = new CheckpointStore(config.stateDir);
   let existing: string | undefined;
   try {

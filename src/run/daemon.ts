@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
+import { lockStateDir } from "../checkpoint/state-lock.js";
 import type { Classifier } from "../classify/classifier.js";
 import { log as defaultLog, type log } from "../cli/log.js";
 import type { RunConfig } from "../config/run-config.js";
@@ -75,6 +76,23 @@ export async function runDaemon(
   classifier: Classifier,
   options: DaemonOptions = {},
 ): Promise<number> {
+  // Before anything reads the checkpoints: a second process on them would deliver everything twice
+  // and overwrite this one's saves (state-lock.ts). The kernel releases it if the process dies.
+  const stateLock = await lockStateDir(config.stateDir, `run --config ${config.source}`);
+  try {
+    if (!stateLock.locked) {
+      (options.log ?? defaultLog)("warn", "state directory not locked: run one pmta-ingest per stateDir", {
+        stateDir: config.stateDir,
+        reason: stateLock.reason,
+      });
+    }
+    return await runLocked(config, classifier, options);
+  } finally {
+    await stateLock.release();
+  }
+}
+
+async function runLocked(config: RunConfig, classifier: Classifier, options: DaemonOptions): Promise<number> {
   const log = options.log ?? defaultLog;
   const counters: DaemonCounters = {
     records: 0,
@@ -102,6 +120,7 @@ export async function runDaemon(
   const readiness = new Readiness(config.inputs, config.output.kind);
 
   for (const warning of config.warnings) log("warn", "configuration", { source: config.source, warning });
+
   // Format 1 (every generation whole) is what releases before the finished-files set read.
   const store = new CheckpointStore(
     config.stateDir,
