@@ -358,6 +358,40 @@ describe("finished-files sets (format v2)", () => {
     sameFiles(loaded.snapshot.files, [entry(34), ...done]);
   });
 
+  it("saves built from the last one (entries replaced in place, an array changed after its save) still check and write every entry", async () => {
+    const dir = freshDir();
+    const store = new CheckpointStore(dir, { finishedSetMin: 4 });
+    const done = Array.from({ length: 40 }, (_, i) => finished(100 + i));
+    const load = async (): Promise<FileCheckpoint[]> =>
+      (await new CheckpointStore(dir, { finishedSetMin: 4 }).load()).snapshot.files as FileCheckpoint[];
+    await store.save([entry(10), ...done]);
+    // Same places, the live file's entry and one finished file's replaced: both written.
+    const next = [entry(20), ...done];
+    next[7] = finished(106, { offset: 999 });
+    await store.save(next);
+    sameFiles(await load(), next);
+    // A replacement for another file at the same place is checked like a new entry: a duplicate key
+    // is refused, and so is a malformed entry, before anything is written.
+    const dup = [entry(30), ...done];
+    dup[3] = finished(100);
+    await assert.rejects(store.save(dup), /second entry for file 2049:100/);
+    const bad = [entry(30), ...done];
+    bad[5] = finished(104, { offset: Number.NaN });
+    await assert.rejects(store.save(bad), /checkpoint save refused: files\[5\]/);
+    sameFiles(await load(), next);
+    // The array just saved, changed in place and saved again: seen as changed, not compared with itself.
+    next[0] = entry(40);
+    next[9] = finished(108, { offset: 777 });
+    await store.save(next);
+    sameFiles(await load(), next);
+    // A saved array changed afterwards while another is saved is outside the contract (see save());
+    // a new array with the same objects writes them as they are.
+    const again = next.slice();
+    again[0] = entry(50);
+    await store.save(again);
+    sameFiles(await load(), again);
+  });
+
   it("writes the few changes next to the set (new, changed, gone) and a new set once they are a quarter of it", async () => {
     const dir = freshDir();
     const store = new CheckpointStore(dir, { finishedSetMin: 4 });
