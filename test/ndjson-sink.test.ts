@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
+import type { Envelope } from "../src/deliver/batcher.js";
+import { EventWriter } from "../src/event/event-writer.js";
 import { NdjsonFileSink } from "../src/sink/ndjson-file-sink.js";
 
 const dir = mkdtempSync(join(tmpdir(), "pmta-sink-"));
@@ -52,4 +54,37 @@ it("cuts a torn last line left by a crash mid-write before appending (no two eve
   assert.equal(await half.open(), 8);
   await half.close();
   assert.equal(readFileSync(noNewline, "utf8"), "");
+});
+
+it("writes batches of envelopes from a writer's slabs, plain ones among them, line for line and across rotations", async () => {
+  const path = join(dir, "batches.ndjson");
+  const sink = new NdjsonFileSink({ path, maxBytes: 4000, keep: 20 });
+  await sink.open();
+  const w = new EventWriter({ separator: 0x0a });
+  const expected: string[] = [];
+  for (let b = 0; b < 30; b++) {
+    const batch: Envelope[] = [];
+    for (let i = 0; i < 9; i++) {
+      const line = JSON.stringify({ b, i, s: "é\n,".repeat(i) });
+      expected.push(line);
+      if (i === 4) {
+        batch.push({ data: Buffer.from(line), ack: () => {} });
+        continue;
+      }
+      w.write(line);
+      const slab = w.lastSlab.bytes;
+      const start = w.lastStart;
+      const size = w.lastEnd - w.lastStart;
+      batch.push({ data: slab.subarray(start, start + size), slab, start, size, ack: () => {} });
+    }
+    await sink.writeBatch(batch);
+  }
+  await sink.writeBatch([]);
+  await sink.close();
+  const all: string[] = [];
+  for (let i = 20; i >= 1; i--)
+    if (existsSync(`${path}.${i}`)) all.push(...readFileSync(`${path}.${i}`, "utf8").trimEnd().split("\n"));
+  all.push(...readFileSync(path, "utf8").trimEnd().split("\n"));
+  assert.ok(existsSync(`${path}.1`), "rotated at least once");
+  assert.deepEqual(all, expected);
 });

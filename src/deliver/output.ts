@@ -16,7 +16,7 @@ export interface Output {
 export function fileOutput(sink: NdjsonFileSink): Output {
   return {
     name: `file:${sink.path}`,
-    send: (batch) => sink.writeEvents(batch.map((e) => e.data)),
+    send: (batch) => sink.writeBatch(batch),
     sync: () => sink.sync(),
     close: () => sink.close(),
   };

@@ -1,5 +1,6 @@
 import { type FileHandle, open, rename, stat } from "node:fs/promises";
-import { joinLines } from "./join-lines.js";
+import type { Envelope } from "../deliver/batcher.js";
+import { joinLines, LineJoiner } from "./join-lines.js";
 
 /**
  * Appends events as NDJSON to a local file (the embedded default output), rotating by size:
@@ -24,6 +25,7 @@ export class NdjsonFileSink {
   private handle: FileHandle | undefined;
   private bytes = 0;
   private dirty = false;
+  private readonly joiner = new LineJoiner();
   written = 0;
 
   constructor(options: NdjsonFileSinkOptions) {
@@ -71,7 +73,21 @@ export class NdjsonFileSink {
   async writeEvents(lines: readonly Buffer[]): Promise<void> {
     if (lines.length === 0) return;
     if (this.handle === undefined) throw new Error(`sink ${this.path} is not open`);
-    const buf = joinLines(lines, "", "\n", "\n");
+    await this.writeJoined(joinLines(lines, "", "\n", "\n"), lines.length);
+  }
+
+  /**
+   * writeEvents for a batch of envelopes: events that lie one after the other in a slab, a newline
+   * between them, are copied as one run and none needs a view (LineJoiner.joinEvents). The joined
+   * buffer is reused, so calls must not overlap: the batcher sends one batch at a time.
+   */
+  async writeBatch(batch: readonly Envelope[]): Promise<void> {
+    if (batch.length === 0) return;
+    if (this.handle === undefined) throw new Error(`sink ${this.path} is not open`);
+    await this.writeJoined(this.joiner.joinEvents(batch, "", "\n", "\n"), batch.length);
+  }
+
+  private async writeJoined(buf: Buffer, lines: number): Promise<void> {
     if (this.maxBytes > 0 && this.bytes > 0 && this.bytes + buf.length > this.maxBytes) await this.rotate();
     const handle = this.handle as FileHandle;
     let done = 0;
@@ -80,7 +96,7 @@ export class NdjsonFileSink {
       done += bytesWritten;
     }
     this.bytes += buf.length;
-    this.written += lines.length;
+    this.written += lines;
     this.dirty = true;
   }
 
