@@ -1080,6 +1080,14 @@ interface Normalised {
   readonly keys: FileKeys;
 }
 
+/** files[i] as a save writes it, or a TypeError for a malformed entry (nothing written). */
+function validForSave(f: FileCheckpoint, i: number): FileCheckpoint {
+  // validateEntry keeps (and marks) an entry already in canonical form, else copies it.
+  const entry = canonical.has(f) ? f : validateEntry(f, `files[${i}]`);
+  if (typeof entry === "string") throw new TypeError(`checkpoint save refused: ${entry}`);
+  return entry;
+}
+
 /** plan()'s per-entry flags: the key is in the set; the entry differs from the set's (written inline). */
 const IN_SET = 1;
 const INLINE = 2;
@@ -1099,8 +1107,7 @@ function renormalise(
   for (let i = 0; i < files.length; i++) {
     const f = files[i] as FileCheckpoint;
     if (f === last.files[i]) continue;
-    const entry = canonical.has(f) ? f : validateEntry(f, `files[${i}]`);
-    if (typeof entry === "string") throw new TypeError(`checkpoint save refused: ${entry}`);
+    const entry = validForSave(f, i);
     const was = before[i] as FileCheckpoint;
     if (entry.dev !== was.dev || entry.ino !== was.ino) return undefined;
     entries ??= before.slice();
@@ -1116,9 +1123,7 @@ function normaliseEntries(files: readonly FileCheckpoint[]): Normalised {
   const keys = new FileKeys();
   for (let i = 0; i < files.length; i++) {
     const f = files[i] as FileCheckpoint;
-    // validateEntry keeps (and marks) an entry already in canonical form, else copies it.
-    const entry = canonical.has(f) ? f : validateEntry(f, `files[${i}]`);
-    if (typeof entry === "string") throw new TypeError(`checkpoint save refused: ${entry}`);
+    const entry = validForSave(f, i);
     if (!keys.add(entry)) {
       throw new TypeError(
         `checkpoint save refused: files[${i}] is a second entry for file ${entry.dev}:${entry.ino}`,

@@ -61,8 +61,8 @@ async function runCommand(configPath: string | undefined, flags: Record<string, 
   try {
     return await runDaemon(config, classifier);
   } catch (err) {
-    if (err instanceof MetricsListenError) throw new UsageError(`${config.source}: ${err.message}`);
-    if (err instanceof StateDirBusyError) throw new UsageError(`${config.source}: ${err.message}`);
+    if (err instanceof MetricsListenError || err instanceof StateDirBusyError)
+      throw new UsageError(`${config.source}: ${err.message}`);
     throw err;
   }
 }

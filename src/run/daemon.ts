@@ -120,7 +120,6 @@ async function runLocked(config: RunConfig, classifier: Classifier, options: Dae
   const readiness = new Readiness(config.inputs, config.output.kind);
 
   for (const warning of config.warnings) log("warn", "configuration", { source: config.source, warning });
-
   // Format 1 (every generation whole) is what releases before the finished-files set read.
   const store = new CheckpointStore(
     config.stateDir,
