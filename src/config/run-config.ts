@@ -149,7 +149,7 @@ export const RUN_CONFIG_KEYS: readonly { key: string; type: string; default: str
     {
       key: "inFlight.maxEvents / maxBytes",
       type: "int / size",
-      default: "10000 / 16MiB",
+      default: "20000 / 16MiB",
       description: "reading pauses above this",
     },
     { key: "rescanInterval", type: "duration", default: "1s", description: "directory listing period" },
@@ -481,7 +481,7 @@ export async function loadRunConfig(options: LoadOptions): Promise<RunConfig> {
       maxWaitMs: dur("batch.maxWait", batch.maxWait, 1000),
     },
     inFlight: {
-      maxEvents: num("inFlight.maxEvents", inFlight.maxEvents, 10_000),
+      maxEvents: num("inFlight.maxEvents", inFlight.maxEvents, 20_000),
       maxBytes: size("inFlight.maxBytes", inFlight.maxBytes, 16 * 1024 * 1024),
     },
     // Zero would make the daemon loop spin (it waits min(rescanInterval, checkpointInterval)).

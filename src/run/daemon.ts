@@ -366,6 +366,8 @@ async function runLocked(config: RunConfig, classifier: Classifier, options: Dae
   let lastCheckpointCpuMs = 0;
   /** The last save failed (unwritable state directory, disk full); lastCheckpointAt is when. */
   let lastFailed = false;
+  /** The last save was made because the window filled: the next settled one need not wait. */
+  let lastForWindow = false;
   const checkpoint = async (force: boolean, idle = false): Promise<void> => {
     const t = performance.now();
     // Half the window acknowledged but not checkpointed: write now rather than stall reading, but
@@ -380,11 +382,15 @@ async function runLocked(config: RunConfig, classifier: Classifier, options: Dae
     // but at most five times a second under a trickle of records, and no more often than keeps them
     // under 2 % of a core: a save's CPU grows with the files tracked (100,000 archived files: ~10 ms),
     // and a trickle into one live file next to such an archive spent 5–6 % of a core on saves.
+    // Right after a save the window forced (the end of a catch-up or a burst) there is no trickle to
+    // pace: waiting there only delayed the checkpoint that covers the last records by 200 ms.
     const settled =
       idle &&
       uncheckpointed > 0 &&
       batcher.inFlightEvents === 0 &&
-      t - lastCheckpointAt >= Math.max(SETTLED_CHECKPOINT_MS, 4 * lastCheckpointMs, 50 * lastCheckpointCpuMs);
+      (lastForWindow ||
+        t - lastCheckpointAt >=
+          Math.max(SETTLED_CHECKPOINT_MS, 4 * lastCheckpointMs, 50 * lastCheckpointCpuMs));
     // The interval stretches so that encoding stays under a tenth of the CPU (a 100,000-file archive
     // makes a 50 MB document); by CPU, not wall time: a slow fsync costs no CPU, and stretching for
     // it would let acknowledged-but-unsaved records, replayed after a crash, pile up.
@@ -416,6 +422,7 @@ async function runLocked(config: RunConfig, classifier: Classifier, options: Dae
       readiness.checkpointWritten();
       uncheckpointed -= covered;
       lastFailed = false;
+      lastForWindow = windowPressure;
       lastSignature = signature;
       lastCheckpointAt = t;
       lastCheckpointMs = performance.now() - t;
