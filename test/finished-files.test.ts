@@ -12,7 +12,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { decodeCheckpointFile } from "../src/checkpoint/checkpoint-store.js";
+import { decodeCheckpointFile, type FileCheckpoint } from "../src/checkpoint/checkpoint-store.js";
 import { deliveredIds, ID_HEADER as HEADER, idRow as row } from "./support/id-rows.js";
 import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
 
@@ -30,7 +30,7 @@ after(() => {
 });
 
 /** The newest checkpoint's entries ([] while a save is between its renames). */
-function checkpointFiles(ws: Workspace): Array<{ path: string; offset: number; finished: boolean }> {
+function checkpointFiles(ws: Workspace): FileCheckpoint[] {
   try {
     const decoded = decodeCheckpointFile(readFileSync(join(ws.stateDir, "checkpoints.json")));
     return typeof decoded === "string" ? [] : [...decoded.files];
@@ -117,6 +117,56 @@ describe("finished archived files", () => {
     run.child.kill("SIGTERM");
     assert.equal((await run.exited).code, 0, run.stderr());
     assert.deepEqual([...deliveredIds(ws)].sort(), [...want].sort(), "nothing sent twice after the restart");
+  });
+
+  it("after a restart, a finished file unchanged is its entry again; one written to, replaced or renamed while stopped is handled as when running", async () => {
+    const want = Array.from({ length: 12 }, (_, i) => `stop-${String(i).padStart(2, "0")}`);
+    const { ws, archive, name } = archiveOf({}, want);
+    let run = startRun(ws);
+    const finished = () => checkpointFiles(ws).filter((f) => f.path.startsWith(archive) && f.finished);
+    await waitUntil(
+      () => deliveredIds(ws).length >= want.length && finished().length >= want.length,
+      30_000,
+      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    const before = new Map(finished().map((f) => [f.path, f]));
+
+    // While stopped: a late write, a replacement of the same size, a rename within the archive.
+    appendFileSync(name(2), row("late-02"));
+    const size5 = statSync(name(5)).size;
+    rmSync(name(5));
+    writeFileSync(name(5), HEADER + row("repl-05"));
+    assert.equal(statSync(name(5)).size, size5);
+    renameSync(name(8), name(80));
+    want.push("late-02", "repl-05");
+
+    run = startRun(ws);
+    await waitUntil(
+      () =>
+        deliveredIds(ws).length >= want.length &&
+        finished().length >= 12 &&
+        finished().some((f) => f.path === name(80)) &&
+        finished().some((f) => f.path === name(2) && f.offset > (before.get(name(2))?.offset ?? 0)),
+      30_000,
+      () => `${deliveredIds(ws).join(",")}\n${JSON.stringify(finished())}\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual([...deliveredIds(ws)].sort(), [...want].sort(), "every record exactly once");
+    assert.match(run.stderr(), /checkpoint does not match the file on disk/);
+    // The files nothing happened to keep their entries as they were (the same offsets and marks).
+    for (const f of finished()) {
+      if ([name(2), name(5), name(80)].includes(f.path)) continue;
+      const old = before.get(f.path);
+      assert.ok(old !== undefined, f.path);
+      assert.deepEqual(
+        [f.offset, f.headHash, f.anchorHash, f.header, f.fileKey],
+        [old.offset, old.headHash, old.anchorHash, old.header, old.fileKey],
+      );
+    }
+    assert.equal(finished().filter((f) => f.path === name(8)).length, 0, "the old name is gone");
   });
 
   it("with an hour between rechecks, a file added to the archive or renamed in it is still seen at the next listing", async () => {

@@ -8,7 +8,14 @@ import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../dec
 import { headerFromLine, isHeaderRow } from "../decode/header.js";
 import { AckTracker, type Span } from "./ack-tracker.js";
 import { type DiscoveredFile, listInputFiles, oldestFirst, orderKey } from "./discover.js";
-import { type ContentMarks, contentMarks, identityKey, verifyMarks } from "./file-identity.js";
+import {
+  ANCHOR_BYTES,
+  type ContentMarks,
+  contentMarks,
+  HEAD_BYTES,
+  identityKey,
+  verifyMarks,
+} from "./file-identity.js";
 
 /**
  * The tailer: discovers accounting files, reads each from its checkpoint through one descriptor that
@@ -1008,6 +1015,8 @@ export class Tailer {
     let fileKey: string | undefined;
     let finished = false;
     let marks: ContentMarks | undefined;
+    /** Its entry, when the file is the finished one the checkpoint describes (see below). */
+    let finishedAsBefore: FileCheckpoint | undefined;
     const handle = await open(path, "r").catch(() => undefined);
     if (handle === undefined) return; // vanished or unreadable: the next scan tries again
     let f: Stats;
@@ -1019,7 +1028,9 @@ export class Tailer {
       const cp = this.restored.get(key);
       if (cp !== undefined) {
         const verdict = await verifyMarks(handle, f.size, cp.offset, cp);
-        if (verdict === "same") {
+        if (verdict === "same" && isFinishedAsBefore(cp, f.size, path, input.name)) {
+          finishedAsBefore = cp;
+        } else if (verdict === "same") {
           start = cp.offset;
           header = cp.header;
           fileKey = cp.fileKey;
@@ -1050,9 +1061,26 @@ export class Tailer {
       }
       // Marks for the starting offset, taken now while the file is open: a checkpoint written before
       // any progress must not depend on reopening a path that a rotation may already have renamed.
-      marks = await contentMarks(handle, f.size, start);
+      if (finishedAsBefore === undefined) marks = await contentMarks(handle, f.size, start);
     } finally {
       await handle.close();
+    }
+    if (finishedAsBefore !== undefined) {
+      // Finished before the restart and unchanged: back to what it was, its checkpoint entry, with
+      // no decoder, tracker or fresh marks. Restarting next to 100,000 archived files built all
+      // three for each, then a new entry equal to the one loaded (its hashes and path copies of the
+      // loaded ones): 1.5 KB of live heap a file and a peak of ~440 MiB, against ~340 for the
+      // catch-up that finished them. Quiet since its last write, as sealing would have counted.
+      if (this.files.has(key) || this.done.has(key)) return;
+      this.addDone(key, {
+        entry: finishedAsBefore,
+        input,
+        live,
+        mtimeMs: f.mtimeMs,
+        quietAt: Math.max(Date.now(), f.mtimeMs + this.options.sealAfterMs),
+        recheckAt: 0,
+      });
+      return;
     }
     const decoder = new AccountingDecoder({
       ...this.decoderOptions(input),
@@ -1179,4 +1207,19 @@ async function endBoundary(handle: FileHandle, size: number): Promise<[number, s
   await handle.read(tail, 0, tailLen, size - tailLen);
   const lastLf = tail.lastIndexOf(0x0a);
   return [lastLf < 0 ? 0 : size - tailLen + lastLf + 1, header];
+}
+
+/**
+ * Whether a file whose content marks match checkpoint `cp` is the finished file `cp` describes, as it
+ * was: read to its end, at the same path, with marks a new entry would take over the same ranges.
+ */
+function isFinishedAsBefore(cp: FileCheckpoint, size: number, path: string, input: string): boolean {
+  return (
+    cp.finished &&
+    size === cp.offset &&
+    cp.path === path &&
+    cp.input === input &&
+    cp.headLen === Math.min(HEAD_BYTES, size) &&
+    cp.anchorLen === Math.min(ANCHOR_BYTES, cp.offset)
+  );
 }
