@@ -856,7 +856,11 @@ export class Tailer {
    * plus the remembered entries of files no longer tracked (kept until retention drops them).
    */
   async checkpoints(nowMs: number): Promise<FileCheckpoint[]> {
-    const out: FileCheckpoint[] = [];
+    // Sized once (an upper bound, trimmed at the end): with 100,000 finished files, an array grown
+    // entry by entry allocated ~2.4 MB per save outside the young generation, and a caught-up daemon
+    // under a trickle of records ran a full collection of its ~90 MB heap every few seconds for it.
+    const out: FileCheckpoint[] = new Array(this.files.size + this.done.size + this.restored.size);
+    let n = 0;
     const trackedKeys = new Set<string>();
     for (const t of this.files.values()) {
       trackedKeys.add(t.key);
@@ -866,7 +870,7 @@ export class Tailer {
         if (handle === undefined) {
           // Renamed or deleted since we last looked: keep the last saved entry (behind, never ahead).
           const previous = this.restored.get(t.key);
-          if (previous !== undefined) out.push(previous);
+          if (previous !== undefined) out[n++] = previous;
           continue;
         }
         try {
@@ -878,10 +882,11 @@ export class Tailer {
       }
       const entry = this.entryOf(t, t.marks, offset, nowMs);
       this.restored.set(t.key, entry);
-      out.push(entry);
+      out[n++] = entry;
     }
-    for (const d of this.done.values()) out.push(d.entry);
-    for (const [key, e] of this.restored) if (!trackedKeys.has(key) && !this.done.has(key)) out.push(e);
+    for (const d of this.done.values()) out[n++] = d.entry;
+    for (const [key, e] of this.restored) if (!trackedKeys.has(key) && !this.done.has(key)) out[n++] = e;
+    out.length = n;
     return out;
   }
 
