@@ -154,6 +154,18 @@ describe("CheckpointStore on real files", () => {
         /files\[0\]\.offset: expected a non-negative integer, got "200"/,
       ],
       [
+        // The loader shares header lines and input names among entries; anything but a string is
+        // left as it is for the check to name.
+        "a header line that is not a string",
+        (b) => formatted(bodyOf(b).replace(`"header":${JSON.stringify(HEADER)}`, '"header":["type","rcpt"]')),
+        /files\[0\]\.header: expected a string or no value, got \["type","rcpt"\]/,
+      ],
+      [
+        "an input name that is not a string",
+        (b) => formatted(bodyOf(b).replace('"input":"bounces"', '"input":7')),
+        /files\[0\]\.input: expected a non-empty string, got 7/,
+      ],
+      [
         "a missing field",
         (b) => formatted(bodyOf(b).replace('"finished":false,', "")),
         /files\[0\]\.finished: expected a boolean, got nothing/,
