@@ -135,7 +135,7 @@ describe("finished archived files", () => {
 
     // While stopped: a late write, a replacement of the same size, a rename within the archive.
     appendFileSync(name(2), row("late-02"));
-    const size5 = statSync(name(5)).size;
+    const { size: size5, ino: ino5 } = statSync(name(5));
     rmSync(name(5));
     writeFileSync(name(5), HEADER + row("repl-05"));
     assert.equal(statSync(name(5)).size, size5);
@@ -155,7 +155,10 @@ describe("finished archived files", () => {
     run.child.kill("SIGTERM");
     assert.equal((await run.exited).code, 0, run.stderr());
     assert.deepEqual([...deliveredIds(ws)].sort(), [...want].sort(), "every record exactly once");
-    assert.match(run.stderr(), /checkpoint does not match the file on disk/);
+    // The replacement is read from the start either way: as a new file, or, when ext4 handed it the
+    // old inode, because its content no longer matches that inode's checkpoint.
+    if (statSync(name(5)).ino === ino5)
+      assert.match(run.stderr(), /checkpoint does not match the file on disk/);
     // The files nothing happened to keep their entries as they were (the same offsets and marks).
     for (const f of finished()) {
       if ([name(2), name(5), name(80)].includes(f.path)) continue;
