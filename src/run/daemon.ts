@@ -76,23 +76,86 @@ export async function runDaemon(
   classifier: Classifier,
   options: DaemonOptions = {},
 ): Promise<number> {
-  // Before anything reads the checkpoints: a second process on them would deliver everything twice
-  // and overwrite this one's saves (state-lock.ts). The kernel releases it if the process dies.
-  const stateLock = await lockStateDir(config.stateDir, `run --config ${config.source}`);
+  // Caught from the first line: a SIGTERM while the lock is taken or the checkpoints load (seconds
+  // with a large archive) would otherwise meet Node's default action and end the process unsaved.
+  // The reason names what asked for the stop; the listeners go once the drain begins, so a second
+  // signal then still ends a drain that hangs.
+  const stopper = new StopRequest(options.signal, options.handleSignals ?? true);
   try {
-    if (!stateLock.locked) {
-      (options.log ?? defaultLog)("warn", "state directory not locked: run one pmta-ingest per stateDir", {
-        stateDir: config.stateDir,
-        reason: stateLock.reason,
-      });
+    // Before anything reads the checkpoints: a second process on them would deliver everything twice
+    // and overwrite this one's saves (state-lock.ts). The kernel releases it if the process dies.
+    const stateLock = await lockStateDir(config.stateDir, `run --config ${config.source}`);
+    try {
+      if (!stateLock.locked) {
+        (options.log ?? defaultLog)("warn", "state directory not locked: run one pmta-ingest per stateDir", {
+          stateDir: config.stateDir,
+          reason: stateLock.reason,
+        });
+      }
+      return await runLocked(config, classifier, options, stopper);
+    } finally {
+      await stateLock.release();
     }
-    return await runLocked(config, classifier, options);
   } finally {
-    await stateLock.release();
+    stopper.close();
   }
 }
 
-async function runLocked(config: RunConfig, classifier: Classifier, options: DaemonOptions): Promise<number> {
+/** SIGTERM, SIGINT or the caller's abort signal, whichever comes first, for the daemon's loop. */
+class StopRequest {
+  /** What asked for the stop ("SIGTERM", "SIGINT", "abort"); undefined while running. */
+  reason: string | undefined;
+  private listener: ((reason: string) => void) | undefined;
+  private readonly onTerm = (): void => this.request("SIGTERM");
+  private readonly onInt = (): void => this.request("SIGINT");
+  private readonly onAbort = (): void => this.request("abort");
+  private signals: boolean;
+
+  constructor(
+    private readonly abort: AbortSignal | undefined,
+    signals: boolean,
+  ) {
+    this.signals = signals;
+    if (signals) {
+      process.on("SIGTERM", this.onTerm);
+      process.on("SIGINT", this.onInt);
+    }
+    if (abort?.aborted) this.reason = "abort";
+    abort?.addEventListener("abort", this.onAbort);
+  }
+
+  /** Calls `listener` on the first request (at once if one came already). */
+  onRequest(listener: (reason: string) => void): void {
+    this.listener = listener;
+    if (this.reason !== undefined) listener(this.reason);
+  }
+
+  /** Hands SIGTERM/SIGINT back to Node's default: the drain that follows a stop must stay killable. */
+  releaseSignals(): void {
+    if (!this.signals) return;
+    this.signals = false;
+    process.removeListener("SIGTERM", this.onTerm);
+    process.removeListener("SIGINT", this.onInt);
+  }
+
+  close(): void {
+    this.releaseSignals();
+    this.abort?.removeEventListener("abort", this.onAbort);
+  }
+
+  private request(reason: string): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.listener?.(reason);
+  }
+}
+
+async function runLocked(
+  config: RunConfig,
+  classifier: Classifier,
+  options: DaemonOptions,
+  stopper: StopRequest,
+): Promise<number> {
   const log = options.log ?? defaultLog;
   const counters: DaemonCounters = {
     records: 0,
@@ -461,21 +524,11 @@ async function runLocked(config: RunConfig, classifier: Classifier, options: Dae
   }
 
   let stopping = false;
-  const stop = (signal: string) => {
-    if (!stopping) log("info", "stopping", { signal });
+  stopper.onRequest((signal) => {
+    log("info", "stopping", { signal });
     stopping = true;
     wake();
-  };
-  const onTerm = () => stop("SIGTERM");
-  const onInt = () => stop("SIGINT");
-  const handleSignals = options.handleSignals ?? true;
-  if (handleSignals) {
-    process.on("SIGTERM", onTerm);
-    process.on("SIGINT", onInt);
-  }
-  const onAbort = () => stop("abort");
-  if (options.signal?.aborted) stopping = true;
-  options.signal?.addEventListener("abort", onAbort);
+  });
 
   try {
     // Inside the try: a taken port ends start-up through the same orderly shutdown as SIGTERM.
@@ -519,9 +572,7 @@ async function runLocked(config: RunConfig, classifier: Classifier, options: Dae
       }
     }
   } finally {
-    process.removeListener("SIGTERM", onTerm);
-    process.removeListener("SIGINT", onInt);
-    options.signal?.removeEventListener("abort", onAbort);
+    stopper.releaseSignals();
     for (const w of watchers) w.close();
     const drained = await batcher.drain(config.drainTimeoutMs);
     if (!drained) {
