@@ -80,7 +80,7 @@ export async function runDaemon(
   // with a large archive) would otherwise meet Node's default action and end the process unsaved.
   // The reason names what asked for the stop; the listeners go once the drain begins, so a second
   // signal then still ends a drain that hangs.
-  const stopper = new StopRequest(options.signal, options.handleSignals ?? true);
+  const stopper = new StopRequest(options.signal, options.handleSignals ?? true, options.log ?? defaultLog);
   try {
     // Before anything reads the checkpoints: a second process on them would deliver everything twice
     // and overwrite this one's saves (state-lock.ts). The kernel releases it if the process dies.
@@ -101,7 +101,13 @@ export async function runDaemon(
   }
 }
 
-/** SIGTERM, SIGINT or the caller's abort signal, whichever comes first, for the daemon's loop. */
+/**
+ * SIGTERM, SIGINT or the caller's abort signal, whichever comes first, for the daemon's loop.
+ *
+ * SIGHUP is logged and ignored. Node's default for it is to end the process, and systemd counts an
+ * end by SIGHUP as clean, so `Restart=on-failure` would not bring the daemon back: a `kill -HUP` sent
+ * out of habit ("reload") would stop bounce delivery until someone noticed.
+ */
 class StopRequest {
   /** What asked for the stop ("SIGTERM", "SIGINT", "abort"); undefined while running. */
   reason: string | undefined;
@@ -109,16 +115,25 @@ class StopRequest {
   private readonly onTerm = (): void => this.request("SIGTERM");
   private readonly onInt = (): void => this.request("SIGINT");
   private readonly onAbort = (): void => this.request("abort");
+  private readonly onHup = (): void =>
+    this.log("warn", "SIGHUP ignored: the configuration is read only at start", {
+      signal: "SIGHUP",
+      hint: "to apply a change, restart the daemon (systemctl restart pmta-ingest)",
+    });
   private signals: boolean;
+  private hup: boolean;
 
   constructor(
     private readonly abort: AbortSignal | undefined,
     signals: boolean,
+    private readonly log: typeof defaultLog,
   ) {
     this.signals = signals;
+    this.hup = signals;
     if (signals) {
       process.on("SIGTERM", this.onTerm);
       process.on("SIGINT", this.onInt);
+      process.on("SIGHUP", this.onHup);
     }
     if (abort?.aborted) this.reason = "abort";
     abort?.addEventListener("abort", this.onAbort);
@@ -140,6 +155,9 @@ class StopRequest {
 
   close(): void {
     this.releaseSignals();
+    // Kept through the drain, unlike the stop signals: a SIGHUP then must not end it either.
+    if (this.hup) process.removeListener("SIGHUP", this.onHup);
+    this.hup = false;
     this.abort?.removeEventListener("abort", this.onAbort);
   }
 
