@@ -91,6 +91,15 @@ describe("single-file bundle", () => {
     assert.ok(readFileSync(bundle, "utf8").startsWith("#!/usr/bin/env node\n"));
   });
 
+  it("keeps our modules eager and their top-level constants `const` (each var cost the hot loops ~11 %)", () => {
+    const text = readFileSync(bundle, "utf8");
+    // A lazy `__esm` initialiser would declare a module's bindings as `var` and assign them later.
+    assert.doesNotMatch(text, /__esm\(\{\s*"src\//);
+    for (const name of ["FNV_PRIME", "CHECK_SEED", "mixCheck"])
+      assert.match(text, new RegExp(`^const ${name} = `, "m"));
+    assert.doesNotMatch(text, /^var (FNV_PRIME|CHECK_SEED|mixCheck) = /m);
+  });
+
   it("answers --version with the package version and --help with every command", async () => {
     const v = await run([bundle, "--version"], work);
     assert.equal(v.code, 0, v.stderr);
@@ -273,6 +282,49 @@ describe("single-file bundle", () => {
     assert.match(r.stdout, /^probe_events_total 3$/m);
     assert.match(r.stdout, /^process_cpu_user_seconds_total /m);
     assert.match(r.stdout, /^nodejs_eventloop_lag_seconds /m);
+  });
+});
+
+describe("restoreConsts (the bundle's post-processing)", () => {
+  it("turns back to const only what the section's own source declares const at top level", async () => {
+    const { restoreConsts } = (await import(pathToFileURL(BUILD_SCRIPT).href)) as {
+      restoreConsts: (text: string, read: (file: string) => string) => { text: string; restored: number };
+    };
+    const sources: Record<string, string> = {
+      "src/a.ts":
+        "export const A = 1;\nconst B = 2;\nlet C = 3;\nconst D = 4;\nfunction f() { const E = 5; }\n",
+      "src/b.ts": "const A = 9;\n",
+    };
+    const bundled = [
+      "// node_modules/dep/index.js",
+      "var A = 0;",
+      "// src/a.ts",
+      "var A = 1;",
+      "var B = 2;",
+      "var C = 3;",
+      "var D2 = 4;",
+      "  var E = 5;",
+      "// src/b.ts",
+      "var A2 = 9;",
+      "var B = {",
+      "};",
+    ].join("\n");
+    const { text, restored } = restoreConsts(bundled, (file) => sources[file] ?? "");
+    assert.equal(restored, 2);
+    assert.deepEqual(text.split("\n"), [
+      "// node_modules/dep/index.js",
+      "var A = 0;", // a dependency's: untouched
+      "// src/a.ts",
+      "const A = 1;",
+      "const B = 2;",
+      "var C = 3;", // let in the source
+      "var D2 = 4;", // renamed by esbuild: not provably the same binding
+      "  var E = 5;", // not top level
+      "// src/b.ts",
+      "var A2 = 9;",
+      "var B = {", // b.ts declares no B
+      "};",
+    ]);
   });
 });
 
