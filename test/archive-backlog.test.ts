@@ -128,6 +128,35 @@ describe("an archive backlog larger than one listing adopts", () => {
     assert.equal(ids.length, ARCHIVED + 2);
   });
 
+  it("restarted after longer than checkpointRetention, reads none of it again while the files are adopted", async () => {
+    // Retention drops an entry only if its file is gone. Files a listing found but has not adopted
+    // yet (2,000 a listing) are on disk too: their entries must survive the checkpoints in between.
+    const { ws, live } = backlog({ checkpointRetention: "1h" });
+    await runThroughBacklog(ws);
+    // As if the daemon had been stopped for a day: every entry last seen on disk then.
+    const store = new CheckpointStore(ws.stateDir);
+    const { snapshot } = await store.load();
+    const dayAgo = Date.now() - 24 * 3600_000;
+    await store.save(snapshot.files.map((f) => ({ ...f, updatedAt: Math.min(f.updatedAt, dayAgo) })));
+    const run = startRun(ws);
+    appendFileSync(live, row("live-1"));
+    const deadline = performance.now() + 60_000;
+    for (;;) {
+      const now = await new CheckpointStore(ws.stateDir).load();
+      const fresh = now.snapshot.files.filter((f) => f.updatedAt > dayAgo).length;
+      if (fresh >= ARCHIVED + 1 && deliveredIds(ws).includes("live-1")) break;
+      if (performance.now() > deadline) {
+        throw new Error(`timed out: ${fresh} entries seen again\n${run.stderr().slice(-2000)}`);
+      }
+      await setTimeout(50);
+    }
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    const ids = deliveredIds(ws);
+    assert.equal(ids.length - new Set(ids).size, 0, "nothing delivered twice across the restart");
+    assert.equal(ids.length, ARCHIVED + 2);
+  });
+
   it("with checkpointFormat: 1, keeps every checkpoint whole (what releases before the set read)", async () => {
     const { ws } = backlog({ checkpointFormat: 1 });
     await runThroughBacklog(ws);

@@ -181,6 +181,8 @@ interface Waiting {
   readonly input: TailerInput;
   readonly path: string;
   readonly live: boolean;
+  /** Identity when listed (isPresent): a file renamed since its entry was saved is still found. */
+  readonly key: string;
 }
 
 const now = (): number => performance.now();
@@ -224,8 +226,12 @@ export class Tailer {
   private readonly restored = new Map<string, FileCheckpoint>();
   private readonly missingReported = new Set<string>();
   private initialScanDone = false;
+  /** A listing has completed since start: before one, no file can be said to be gone (isPresent). */
+  private listed = false;
   /** New files listings left for later (ADOPT_PER_SCAN) by path, in the order they are to be adopted. */
   private waiting = new Map<string, Waiting>();
+  /** The identity keys of `waiting`'s files. */
+  private waitingKeys = new Set<string>();
   private readonly headerLines = new Map<string, string>();
   /** One read buffer per concurrent reader (see readRound). */
   private readonly chunks: Buffer[];
@@ -252,10 +258,20 @@ export class Tailer {
     return this.waiting.size > 0;
   }
 
-  /** Whether a checkpoint entry's file was on disk at the last listing (retention spares those). */
+  /**
+   * Whether a checkpoint entry's file was on disk at the last listing (retention spares those). An
+   * entry counts as on disk until a listing has completed, and while its file waits for adoption:
+   * after an outage longer than checkpointRetention every loaded entry is past it, and the first
+   * checkpoints come before the archive's files are adopted (2,000 a listing), or before any
+   * listing at all when a stop comes during start-up. Dropping those entries had their files read
+   * and delivered again from the start.
+   */
   isPresent(e: FileCheckpoint): boolean {
+    if (!this.listed) return true;
     const key = identityKey(e.dev, e.ino);
-    return this.files.get(key)?.present ?? this.done.has(key);
+    const tracked = this.files.get(key);
+    if (tracked !== undefined) return tracked.present;
+    return this.done.has(key) || this.waitingKeys.has(key);
   }
 
   get openDescriptors(): number {
@@ -297,6 +313,7 @@ export class Tailer {
     const full = now() - this.lastFullListing >= (this.options.archiveRecheckMs ?? ARCHIVE_RECHECK_MS);
     // A full listing finds every file waiting anew; the others keep the waiting ones as they are.
     const waiting = full ? new Map<string, Waiting>() : this.waiting;
+    const waitingKeys = full ? new Set<string>() : this.waitingKeys;
     for (const key of this.unquiet) {
       if ((this.done.get(key)?.quietAt ?? 0) <= nowMs) this.unquiet.delete(key);
     }
@@ -381,7 +398,8 @@ export class Tailer {
         const d = this.done.get(key);
         if (d !== undefined && this.stillDone(key, d, f, nowMs)) continue;
         if (adopted >= ADOPT_PER_SCAN) {
-          waiting.set(f.path, { input, path: f.path, live: f.live });
+          waiting.set(f.path, { input, path: f.path, live: f.live, key });
+          waitingKeys.add(key);
           continue;
         }
         adopted++;
@@ -417,6 +435,8 @@ export class Tailer {
       this.markNewest(input);
     }
     this.waiting = waiting;
+    this.waitingKeys = waitingKeys;
+    this.listed = true;
     if (full) this.lastFullListing = now();
     // startAt applies to every file present at start, however many listings adopting them takes.
     if (waiting.size === 0) this.initialScanDone = true;
@@ -461,6 +481,7 @@ export class Tailer {
     await inParallel(batch, this.chunks.length, async (w) => {
       if (shouldStop?.() === true) return;
       this.waiting.delete(w.path);
+      this.waitingKeys.delete(w.key);
       await this.adopt(w.path, w.live, w.input);
     });
     if (this.waiting.size === 0) this.initialScanDone = true;
