@@ -12,7 +12,11 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { decodeCheckpointFile, type FileCheckpoint } from "../src/checkpoint/checkpoint-store.js";
+import {
+  CheckpointStore,
+  decodeCheckpointFile,
+  type FileCheckpoint,
+} from "../src/checkpoint/checkpoint-store.js";
 import { deliveredIds, ID_HEADER as HEADER, idRow as row } from "./support/id-rows.js";
 import { makeWorkspace, startRun, type Workspace, waitUntil } from "./support/run-harness.js";
 
@@ -36,6 +40,16 @@ function checkpointFiles(ws: Workspace): FileCheckpoint[] {
     return typeof decoded === "string" ? [] : [...decoded.files];
   } catch {
     return [];
+  }
+}
+
+/** The newest checkpoint's generation (0 while a save is between its renames). */
+function checkpointGeneration(ws: Workspace): number {
+  try {
+    const decoded = decodeCheckpointFile(readFileSync(join(ws.stateDir, "checkpoints.json")));
+    return typeof decoded === "string" ? 0 : decoded.generation;
+  } catch {
+    return 0;
   }
 }
 
@@ -248,5 +262,49 @@ describe("finished archived files", () => {
       !existsSync(ws.deadLetter) || readFileSync(ws.deadLetter, "utf8") === "",
       "nothing dead-lettered",
     );
+  });
+});
+
+describe("retention after an outage longer than checkpointRetention", () => {
+  it("keeps the entries of an archive whose directory is missing at start (not mounted yet), and sends nothing again once it is back", async () => {
+    const want = Array.from({ length: 6 }, (_, i) => `mnt-${i}`);
+    const { ws, archive } = archiveOf({ checkpointRetention: "1h" }, want);
+    const live = join(ws.liveDir, "bounces-2025-01-15-0000.csv");
+    writeFileSync(live, HEADER);
+    let run = startRun(ws);
+    await waitUntil(
+      () => deliveredIds(ws).length >= want.length,
+      30_000,
+      () => `${deliveredIds(ws).length} delivered\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+
+    // Stopped for a day, and started before the archive's filesystem is back.
+    const store = new CheckpointStore(ws.stateDir);
+    const { snapshot } = await store.load();
+    const dayAgo = Date.now() - 24 * 3600_000;
+    await store.save(snapshot.files.map((f) => ({ ...f, updatedAt: dayAgo })));
+    const generation = (await store.load()).snapshot.generation;
+    const away = `${archive}.unmounted`;
+    renameSync(archive, away);
+    run = startRun(ws);
+    // A checkpoint written while it is missing (the first one follows the first listing).
+    await waitUntil(
+      () => run.stderr().includes("directory does not exist yet") && checkpointGeneration(ws) > generation,
+      30_000,
+      () => run.stderr().slice(-2000),
+    );
+    assert.equal(checkpointFiles(ws).filter((f) => f.path.startsWith(archive)).length, want.length);
+    renameSync(away, archive);
+    appendFileSync(live, row("after-mount"));
+    await waitUntil(
+      () => deliveredIds(ws).includes("after-mount") && run.stderr().includes("directory appeared"),
+      30_000,
+      () => run.stderr().slice(-2000),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual(deliveredIds(ws).sort(), [...want, "after-mount"].sort(), "nothing sent twice");
   });
 });

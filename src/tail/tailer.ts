@@ -1,7 +1,7 @@
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { open, stat } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { FileCheckpoint } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
 import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../decode/accounting-decoder.js";
@@ -264,10 +264,15 @@ export class Tailer {
    * after an outage longer than checkpointRetention every loaded entry is past it, and the first
    * checkpoints come before the archive's files are adopted (2,000 a listing), or before any
    * listing at all when a stop comes during start-up. Dropping those entries had their files read
-   * and delivered again from the start.
+   * and delivered again from the start. Files in a directory that is missing are not judged either.
    */
   isPresent(e: FileCheckpoint): boolean {
     if (!this.listed) return true;
+    // A directory that is missing (an archive filesystem not mounted yet) says nothing about its files.
+    if (this.missingReported.size > 0) {
+      const parent = dirname(e.path);
+      for (const dir of this.missingReported) if (resolve(dir) === parent) return true;
+    }
     const key = identityKey(e.dev, e.ino);
     const tracked = this.files.get(key);
     if (tracked !== undefined) return tracked.present;
