@@ -1,17 +1,20 @@
 import assert from "node:assert/strict";
 import {
   existsSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { CheckpointStore } from "../src/checkpoint/checkpoint-store.js";
 import { PmtaSimulator } from "../src/simulate/pmta-simulator.js";
+import { deliveredIds, ID_HEADER, idRow } from "./support/id-rows.js";
 import {
   makeWorkspace,
   offBoundaryCheckpoints,
@@ -400,6 +403,46 @@ describe("pmta-ingest run (tailer)", () => {
       "nothing from before the start was delivered",
     );
     await sim.stop();
+  });
+
+  it("applies startAt only at the first start: a file rotated in during a long outage is read whole", async () => {
+    const ws = workspace({ startAt: "1h" });
+    const archive = join(ws.liveDir, "accounting", "bounces");
+    mkdirSync(archive, { recursive: true });
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    const old = (path: string, ids: string[]): void => {
+      writeFileSync(path, ID_HEADER + ids.map(idRow).join(""));
+      utimesSync(path, twoHoursAgo, twoHoursAgo);
+    };
+    // Before the first start: an archived file older than startAt (skipped) and a live one (read).
+    old(join(archive, "bounces-2025-01-14-0000.csv"), ["before-1", "before-2"]);
+    writeFileSync(join(ws.liveDir, "bounces-2025-01-15-0000.csv"), ID_HEADER + idRow("live-1"));
+    const pending = join(ws.stateDir, "start-policy-pending");
+    let run = startRun(ws);
+    await waitUntil(
+      () =>
+        deliveredIds(ws).includes("live-1") &&
+        existsSync(join(ws.stateDir, "checkpoints.json")) &&
+        !existsSync(pending),
+      20_000,
+      () => run.stderr().slice(-2000),
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.match(run.stderr(), /no checkpoint; starting at the end as configured/);
+
+    // Stopped for longer than startAt: PowerMTA rotated a file into the archive meanwhile.
+    old(join(archive, "bounces-2025-01-15-0001.csv"), ["outage-1", "outage-2"]);
+    run = startRun(ws);
+    await waitUntil(
+      () => deliveredIds(ws).includes("outage-2"),
+      20_000,
+      () => `${deliveredIds(ws).join(",")}\n${run.stderr().slice(-2000)}`,
+    );
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.deepEqual(deliveredIds(ws), ["live-1", "outage-1", "outage-2"]);
+    assert.ok(!existsSync(pending));
   });
 
   it("stops at start-up with one clear message for a bad config", async () => {

@@ -75,6 +75,11 @@ export interface LoadResult {
   readonly source: LoadSource;
   /** One line per rejected candidate: its path and what was wrong with it. */
   readonly problems: readonly string[];
+  /**
+   * The snapshot is a generation used without its finished-files set (no generation was whole): the
+   * files it listed as finished have no entry, as at a first start.
+   */
+  readonly withoutSet?: boolean;
 }
 
 /** The state directory cannot be used (EACCES, ENOSPC, EROFS, ENOTDIR...); the message says what to do. */
@@ -323,7 +328,9 @@ export class CheckpointStore {
       }
       best = { source, snapshot, set };
     }
+    let withoutSet = false;
     if (best === undefined && partial !== undefined) {
+      withoutSet = true;
       const lost = partial.snapshot;
       problems.push(
         `using generation ${lost.generation} without its finished-files set: files it listed as finished have no checkpoint, and are read again from the start (or skipped with startAt: end)`,
@@ -338,7 +345,7 @@ export class CheckpointStore {
     const result: LoadResult =
       best === undefined
         ? { snapshot: EMPTY, source: "none", problems }
-        : { snapshot: best.snapshot, source: best.source, problems };
+        : { snapshot: best.snapshot, source: best.source, problems, ...(withoutSet && { withoutSet }) };
     return { result, known };
   }
 

@@ -1,6 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
+import {
+  clearStartPolicyPending,
+  markStartPolicyPending,
+  startPolicyPending,
+} from "../checkpoint/start-policy.js";
 import { lockStateDir } from "../checkpoint/state-lock.js";
 import type { Classifier } from "../classify/classifier.js";
 import { log as defaultLog, type log } from "../cli/log.js";
@@ -210,6 +215,13 @@ async function runLocked(
   for (const problem of loaded.problems) {
     log("error", "checkpoint store damaged; using an older generation or the start policy", { problem });
   }
+  // startAt is for a first start (start-policy.ts): with checkpoints of our own, a file with no entry
+  // appeared while the daemon was stopped, and is read whole.
+  let startPending = await startPolicyPending(config.stateDir);
+  if (!startPending && (loaded.source === "none" || loaded.withoutSet === true)) {
+    await markStartPolicyPending(config.stateDir);
+    startPending = true;
+  }
   log("info", "starting", {
     inputs: config.inputs.map((i) => ({ name: i.name, path: i.path, archive: i.archive })),
     stateDir: config.stateDir,
@@ -359,7 +371,7 @@ async function runLocked(
   const tailer = new Tailer(
     {
       inputs: config.inputs,
-      startAt: config.startAt,
+      startAt: startPending ? config.startAt : { kind: "beginning" },
       maxRecordBytes: config.maxRecordBytes,
       sealAfterMs: config.sealAfterMs,
       archiveRecheckMs: config.archiveRecheckMs,
@@ -476,13 +488,15 @@ async function runLocked(
     // makes a 50 MB document); by CPU, not wall time: a slow fsync costs no CPU, and stretching for
     // it would let acknowledged-but-unsaved records, replayed after a crash, pile up.
     const due = t - lastCheckpointAt >= Math.max(config.checkpointIntervalMs, 9 * lastCheckpointCpuMs);
-    if (!force && !windowPressure && !settled && !due) return;
+    // The first save that covers every file present at a first start ends the start policy.
+    const endsStartPolicy = startPending && tailer.startScanDone;
+    if (!force && !windowPressure && !settled && !due && !endsStartPolicy) return;
     // After a failure, try again once per checkpointInterval, not at every turn of the loop that a
     // full window would otherwise bring (reading waits meanwhile: the window bounds replay).
     if (!force && lastFailed && t - lastCheckpointAt < config.checkpointIntervalMs) return;
     const covered = uncheckpointed;
     const signature = tailer.progressSignature();
-    if (signature === lastSignature) {
+    if (signature === lastSignature && !endsStartPolicy) {
       // Nothing a save would change (acknowledgements of a file that was reset, or behind a gap
       // that in-flight events will fill): they must not hold the window shut.
       uncheckpointed -= covered;
@@ -498,6 +512,10 @@ async function runLocked(
       const kept = store.expire(entries, config.checkpointRetentionMs, nowMs, (e) => tailer.isPresent(e));
       if (kept.length < entries.length) tailer.forget(kept);
       await store.save(kept);
+      if (endsStartPolicy) {
+        await clearStartPolicyPending(config.stateDir);
+        startPending = false;
+      }
       counters.checkpointsWritten++;
       metrics.checkpointWritten();
       readiness.checkpointWritten();

@@ -253,6 +253,11 @@ export class Tailer {
     for (const e of entries) this.restored.set(identityKey(e.dev, e.ino), e);
   }
 
+  /** Every file present at start has been adopted (and startAt decided for it). */
+  get startScanDone(): boolean {
+    return this.initialScanDone;
+  }
+
   /** The last listing found more new files than a scan adopts (ADOPT_PER_SCAN), and some still wait. */
   get moreToAdopt(): boolean {
     return this.waiting.size > 0;
