@@ -401,9 +401,9 @@ describe("pmta-ingest import-sincedb", () => {
     const imported = await importJson(ws, sincedb);
     assert.equal(imported.code, 0, imported.stderr);
     assert.equal(imported.plan.imports.length, 3);
-    // Files the sincedb does not cover (C) are left to startAt at the daemon's first start.
-    const pending = join(ws.stateDir, "start-policy-pending");
-    assert.ok(existsSync(pending), "the import leaves startAt pending");
+    // Files the sincedb does not cover (C) are left to startAt at the daemon's next start.
+    const started = join(ws.stateDir, "inputs-started");
+    assert.ok(!existsSync(started), "the import leaves every input at its first start");
     assert.deepEqual(
       imported.plan.notInSincedb.map((n) => n.path),
       [pathC],
@@ -460,6 +460,6 @@ describe("pmta-ingest import-sincedb", () => {
     }
     assert.equal(delivered.filter((e) => e.stream === "fbl").length, 0, "the fbl file was read to its end");
     assert.doesNotMatch(run.stderr(), /checkpoint does not match the file on disk/);
-    assert.ok(!existsSync(pending), "the first start took every file in: startAt no longer applies");
+    assert.ok(existsSync(started), "the first start took every file in: startAt no longer applies");
   });
 });

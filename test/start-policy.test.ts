@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import {
-  clearStartPolicyPending,
-  markStartPolicyPending,
-  START_POLICY_PENDING,
-  startPolicyPending,
+  forgetStartedInputs,
+  INPUTS_STARTED,
+  readStartedInputs,
+  writeStartedInputs,
 } from "../src/checkpoint/start-policy.js";
 
 const roots: string[] = [];
@@ -15,32 +15,41 @@ after(() => {
   for (const r of roots) rmSync(r, { recursive: true, force: true });
 });
 
-it("the start policy's pending state: set (creating the state directory), read, cleared, cleared again", async () => {
+function stateDir(): string {
   const root = mkdtempSync(join(tmpdir(), "pmta-start-policy-"));
   roots.push(root);
   const dir = join(root, "state");
-  assert.equal(await startPolicyPending(dir), false, "a directory that does not exist yet: nothing pending");
-  await markStartPolicyPending(dir);
-  assert.equal(await startPolicyPending(dir), true);
-  assert.match(readFileSync(join(dir, START_POLICY_PENDING), "utf8"), /startAt still applies/);
-  await clearStartPolicyPending(dir);
-  assert.equal(await startPolicyPending(dir), false);
-  assert.equal(existsSync(join(dir, START_POLICY_PENDING)), false);
-  await clearStartPolicyPending(dir); // already gone: not an error
+  mkdirSync(dir);
+  return dir;
+}
+
+it("the started inputs: none at first, written atomically (no temp file left), forgotten", async () => {
+  const dir = stateDir();
+  assert.deepEqual(await readStartedInputs(dir), { inputs: new Set() });
+  await writeStartedInputs(dir, ["fbl", "bounces", "fbl"]);
+  assert.deepEqual(await readStartedInputs(dir), { inputs: new Set(["bounces", "fbl"]) });
+  assert.deepEqual(readdirSync(dir), [INPUTS_STARTED]);
+  await forgetStartedInputs(dir);
+  assert.equal(existsSync(join(dir, INPUTS_STARTED)), false);
+  await forgetStartedInputs(dir); // already gone: not an error
 });
 
-it("a state directory that cannot be read is an error, never taken as nothing pending", async (t) => {
-  if (process.getuid?.() === 0) {
-    // root reads through any mode: a path through a file gives the same kind of failure.
-    const root = mkdtempSync(join(tmpdir(), "pmta-start-policy-"));
-    roots.push(root);
-    writeFileSync(join(root, "file"), "x");
-    await assert.rejects(startPolicyPending(join(root, "file")), { code: "ENOTDIR" });
-    return;
+it("bad content counts as no input started (startAt applies, as before the list) and names the file", async () => {
+  const dir = stateDir();
+  for (const bad of ["", "{", '{"version":2,"inputs":[]}', '{"version":1,"inputs":[1]}', '{"version":1}']) {
+    writeFileSync(join(dir, INPUTS_STARTED), bad);
+    const r = await readStartedInputs(dir);
+    assert.equal(r.inputs.size, 0, bad);
+    assert.match(
+      r.problem ?? "",
+      new RegExp(`${INPUTS_STARTED}: not a list of started inputs; startAt applies`),
+    );
   }
+});
+
+it("a state directory that cannot be read is an error, never taken as no input started", async () => {
   const root = mkdtempSync(join(tmpdir(), "pmta-start-policy-"));
   roots.push(root);
-  chmodSync(root, 0o000);
-  t.after(() => chmodSync(root, 0o700));
-  await assert.rejects(startPolicyPending(root), { code: "EACCES" });
+  writeFileSync(join(root, "file"), "x");
+  await assert.rejects(readStartedInputs(join(root, "file")), { code: "ENOTDIR" });
 });

@@ -405,7 +405,7 @@ describe("pmta-ingest run (tailer)", () => {
     await sim.stop();
   });
 
-  it("applies startAt only at the first start: a file rotated in during a long outage is read whole", async () => {
+  it("applies startAt only at an input's first start: a file rotated in during a long outage is read whole", async () => {
     const ws = workspace({ startAt: "1h" });
     const archive = join(ws.liveDir, "accounting", "bounces");
     mkdirSync(archive, { recursive: true });
@@ -417,13 +417,10 @@ describe("pmta-ingest run (tailer)", () => {
     // Before the first start: an archived file older than startAt (skipped) and a live one (read).
     old(join(archive, "bounces-2025-01-14-0000.csv"), ["before-1", "before-2"]);
     writeFileSync(join(ws.liveDir, "bounces-2025-01-15-0000.csv"), ID_HEADER + idRow("live-1"));
-    const pending = join(ws.stateDir, "start-policy-pending");
+    const started = join(ws.stateDir, "inputs-started");
     let run = startRun(ws);
     await waitUntil(
-      () =>
-        deliveredIds(ws).includes("live-1") &&
-        existsSync(join(ws.stateDir, "checkpoints.json")) &&
-        !existsSync(pending),
+      () => deliveredIds(ws).includes("live-1") && existsSync(started),
       20_000,
       () => run.stderr().slice(-2000),
     );
@@ -431,18 +428,27 @@ describe("pmta-ingest run (tailer)", () => {
     assert.equal((await run.exited).code, 0, run.stderr());
     assert.match(run.stderr(), /no checkpoint; starting at the end as configured/);
 
-    // Stopped for longer than startAt: PowerMTA rotated a file into the archive meanwhile.
+    assert.deepEqual(JSON.parse(readFileSync(started, "utf8")), { version: 1, inputs: ["bounces", "fbl"] });
+
+    // Stopped for longer than startAt: PowerMTA rotated a file into the archive meanwhile. And an
+    // input is added to the configuration, whose directory already holds an old file: that input is
+    // at its first start, so startAt skips the old file there.
     old(join(archive, "bounces-2025-01-15-0001.csv"), ["outage-1", "outage-2"]);
+    const doc = JSON.parse(readFileSync(ws.config, "utf8")) as { inputs: object[] };
+    doc.inputs.push({ name: "extra", path: join(ws.liveDir, "extra-*.csv") });
+    writeFileSync(ws.config, JSON.stringify(doc));
+    old(join(ws.liveDir, "extra-2025-01-14-0000.csv"), ["extra-old"]);
     run = startRun(ws);
     await waitUntil(
-      () => deliveredIds(ws).includes("outage-2"),
+      () => deliveredIds(ws).includes("outage-2") && readFileSync(started, "utf8").includes("extra"),
       20_000,
       () => `${deliveredIds(ws).join(",")}\n${run.stderr().slice(-2000)}`,
     );
     run.child.kill("SIGTERM");
     assert.equal((await run.exited).code, 0, run.stderr());
     assert.deepEqual(deliveredIds(ws), ["live-1", "outage-1", "outage-2"]);
-    assert.ok(!existsSync(pending));
+    assert.match(run.stderr(), /"input":"extra".*no checkpoint; starting at the end as configured/);
+    assert.doesNotMatch(run.stderr(), /"input":"bounces".*no checkpoint; starting at the end/);
   });
 
   it("stops at start-up with one clear message for a bad config", async () => {

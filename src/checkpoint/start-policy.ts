@@ -2,49 +2,77 @@ import { join } from "node:path";
 import { nodeStoreFs, type StoreFs } from "./store-fs.js";
 
 /**
- * Whether `startAt` still applies to a state directory. It is meant for a first start: files with no
- * checkpoint entry then hold what was written before pmta-ingest ran, which `startAt` may skip. At
- * any later start such files are new since the daemon stopped (rotated into the archive during an
- * outage) and must be read whole: skipping them by `startAt: 24h` after a two-day outage lost every
- * bounce of the first day.
+ * Which inputs `startAt` still applies to. It is meant for an input's first start: files with no
+ * checkpoint entry then hold what was written before pmta-ingest read that input, which `startAt`
+ * may skip. At any later start such files are new since the daemon stopped (rotated into the archive
+ * during an outage) and must be read whole: skipping them by `startAt: 24h` after a two-day outage
+ * lost every bounce of the first day.
  *
- * "First start" must survive a crash: a first start that saves checkpoints while it still adopts a
- * large archive (2,000 files a listing) and is then killed would otherwise read the rest of the
- * archive whole at the next start. So the pending state is a file in the state directory, made
- * durable before the first checkpoint of a first start and removed (durably) only by a save taken
- * after every file present at start was adopted. `import-sincedb` sets it too: files its sincedb
- * does not cover are left to `startAt` at the first daemon start.
+ * The inputs whose first start is complete are kept in `<stateDir>/inputs-started`, written (atomic,
+ * fsynced) by the first save that covers every file present at a start. Until then, and for an input
+ * added to the configuration later, startAt applies; also to every input when no usable checkpoint
+ * is left, and after `import-sincedb`, which forgets the list: files its sincedb does not cover are
+ * left to startAt. A first start killed while it still adopts a large archive (2,000 files a listing)
+ * therefore keeps the policy for the files it had not reached.
  */
-export const START_POLICY_PENDING = "start-policy-pending";
+export const INPUTS_STARTED = "inputs-started";
 
-const NOTE =
-  "pmta-ingest: startAt still applies to files with no checkpoint entry; removed by the daemon once the files present at its first start are taken in\n";
-
-export async function startPolicyPending(stateDir: string, fs: StoreFs = nodeStoreFs): Promise<boolean> {
-  try {
-    await fs.readFile(join(stateDir, START_POLICY_PENDING));
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw err;
-  }
+interface StartedDocument {
+  readonly version: 1;
+  readonly inputs: readonly string[];
 }
 
-/** Makes the pending state durable (file fsynced, then its directory entry). */
-export async function markStartPolicyPending(stateDir: string, fs: StoreFs = nodeStoreFs): Promise<void> {
-  await fs.mkdir(stateDir);
-  const handle = await fs.openForWrite(join(stateDir, START_POLICY_PENDING));
+/**
+ * The inputs whose first start is complete. Missing file: none. A file that cannot be parsed counts
+ * as none too (startAt then applies, as before this list existed), and `problem` says so.
+ */
+export async function readStartedInputs(
+  stateDir: string,
+  fs: StoreFs = nodeStoreFs,
+): Promise<{ readonly inputs: ReadonlySet<string>; readonly problem?: string }> {
+  const path = join(stateDir, INPUTS_STARTED);
+  let bytes: Uint8Array;
   try {
-    await handle.write(Buffer.from(NOTE));
+    bytes = await fs.readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { inputs: new Set() };
+    throw err;
+  }
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString("utf8")) as Partial<StartedDocument>;
+    if (doc.version === 1 && Array.isArray(doc.inputs) && doc.inputs.every((i) => typeof i === "string")) {
+      return { inputs: new Set(doc.inputs) };
+    }
+  } catch {
+    // Reported below like any other unreadable content.
+  }
+  return {
+    inputs: new Set(),
+    problem: `${path}: not a list of started inputs; startAt applies to files with no checkpoint entry at this start`,
+  };
+}
+
+/** Replaces the list atomically: temp file fsynced, renamed, directory fsynced. */
+export async function writeStartedInputs(
+  stateDir: string,
+  inputs: Iterable<string>,
+  fs: StoreFs = nodeStoreFs,
+): Promise<void> {
+  const path = join(stateDir, INPUTS_STARTED);
+  const doc: StartedDocument = { version: 1, inputs: [...new Set(inputs)].sort() };
+  const handle = await fs.openForWrite(`${path}.tmp`);
+  try {
+    await handle.write(Buffer.from(`${JSON.stringify(doc)}\n`));
     await handle.sync();
   } finally {
     await handle.close();
   }
+  await fs.rename(`${path}.tmp`, path);
   await fs.fsyncDir(stateDir);
 }
 
-/** Ends the pending state durably: a removal lost to a power cut would apply startAt again. */
-export async function clearStartPolicyPending(stateDir: string, fs: StoreFs = nodeStoreFs): Promise<void> {
-  await fs.remove(join(stateDir, START_POLICY_PENDING));
+/** Forgets the list (import-sincedb), durably: startAt applies again to every input. */
+export async function forgetStartedInputs(stateDir: string, fs: StoreFs = nodeStoreFs): Promise<void> {
+  await fs.remove(join(stateDir, INPUTS_STARTED));
   await fs.fsyncDir(stateDir);
 }

@@ -5,7 +5,7 @@ import {
   CheckpointStoreError,
   type FileCheckpoint,
 } from "../checkpoint/checkpoint-store.js";
-import { markStartPolicyPending } from "../checkpoint/start-policy.js";
+import { forgetStartedInputs } from "../checkpoint/start-policy.js";
 import { lockStateDir, StateDirBusyError, type StateLock } from "../checkpoint/state-lock.js";
 import type { RunConfig } from "../config/run-config.js";
 import { contentMarks, identityKey } from "../tail/file-identity.js";
@@ -161,9 +161,9 @@ async function importLocked(opts: ImportOptions, config: RunConfig, text: string
   } else {
     try {
       const snapshot = await store.save(plan.entries);
-      // Files the sincedb does not cover are left to startAt at the daemon's first start, as if it
-      // had no checkpoint (start-policy.ts).
-      await markStartPolicyPending(config.stateDir);
+      // Files the sincedb does not cover are left to startAt at the daemon's next start, as at a
+      // first start (start-policy.ts).
+      await forgetStartedInputs(config.stateDir);
       result = { plan, written: true, generation: snapshot.generation };
     } catch (err) {
       if (!(err instanceof CheckpointStoreError)) throw err;

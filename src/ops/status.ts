@@ -153,7 +153,7 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
       finished: false,
       updatedAt: null,
       detail:
-        "no checkpoint entry yet: read from 0 when the daemon finds it (startAt applies only at a first start)",
+        "no checkpoint entry yet: read from 0 when the daemon finds it (startAt applies only at an input's first start)",
     });
   }
   const order = new Map(config.inputs.map((input, i) => [input.name, i]));
@@ -359,7 +359,7 @@ export function renderStatus(r: StatusReport, now: number): string {
   if (r.files.some((f) => f.state === "untracked")) {
     lines.push("");
     lines.push(
-      "untracked: no checkpoint entry yet; read from 0 when the daemon finds it (startAt applies only at a first start)",
+      "untracked: no checkpoint entry yet; read from 0 when the daemon finds it (startAt applies only at an input's first start)",
     );
   }
   lines.push("");

@@ -1,11 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
-import {
-  clearStartPolicyPending,
-  markStartPolicyPending,
-  startPolicyPending,
-} from "../checkpoint/start-policy.js";
+import { readStartedInputs, writeStartedInputs } from "../checkpoint/start-policy.js";
 import { lockStateDir } from "../checkpoint/state-lock.js";
 import type { Classifier } from "../classify/classifier.js";
 import { log as defaultLog, type log } from "../cli/log.js";
@@ -215,13 +211,16 @@ async function runLocked(
   for (const problem of loaded.problems) {
     log("error", "checkpoint store damaged; using an older generation or the start policy", { problem });
   }
-  // startAt is for a first start (start-policy.ts): with checkpoints of our own, a file with no entry
-  // appeared while the daemon was stopped, and is read whole.
-  let startPending = await startPolicyPending(config.stateDir);
-  if (!startPending && (loaded.source === "none" || loaded.withoutSet === true)) {
-    await markStartPolicyPending(config.stateDir);
-    startPending = true;
-  }
+  // startAt is for an input's first start (start-policy.ts): once that is complete, a file with no
+  // entry appeared while the daemon was stopped, and is read whole.
+  const started = await readStartedInputs(config.stateDir);
+  if (started.problem !== undefined)
+    log("error", "start policy state unreadable", { problem: started.problem });
+  const noState = loaded.source === "none" || loaded.withoutSet === true;
+  const startAtInputs = new Set(
+    config.inputs.filter((i) => noState || !started.inputs.has(i.name)).map((i) => i.name),
+  );
+  let startPending = startAtInputs.size > 0;
   log("info", "starting", {
     inputs: config.inputs.map((i) => ({ name: i.name, path: i.path, archive: i.archive })),
     stateDir: config.stateDir,
@@ -371,7 +370,8 @@ async function runLocked(
   const tailer = new Tailer(
     {
       inputs: config.inputs,
-      startAt: startPending ? config.startAt : { kind: "beginning" },
+      startAt: config.startAt,
+      startAtInputs,
       maxRecordBytes: config.maxRecordBytes,
       sealAfterMs: config.sealAfterMs,
       archiveRecheckMs: config.archiveRecheckMs,
@@ -513,7 +513,10 @@ async function runLocked(
       if (kept.length < entries.length) tailer.forget(kept);
       await store.save(kept);
       if (endsStartPolicy) {
-        await clearStartPolicyPending(config.stateDir);
+        await writeStartedInputs(config.stateDir, [
+          ...(noState ? [] : started.inputs),
+          ...config.inputs.map((i) => i.name),
+        ]);
         startPending = false;
       }
       counters.checkpointsWritten++;

@@ -41,6 +41,8 @@ export type StartPolicy =
 export interface TailerOptions {
   readonly inputs: readonly TailerInput[];
   readonly startAt: StartPolicy;
+  /** The inputs startAt applies to (default: all): those at their first start (start-policy.ts). */
+  readonly startAtInputs?: ReadonlySet<string>;
   readonly maxRecordBytes: number;
   readonly sealAfterMs: number;
   /** How often a listing stat's finished archived files too (default 10 min; see scan). */
@@ -1082,7 +1084,11 @@ export class Tailer {
             hint: "inode reused by a new file, or the file was truncated or rewritten",
           });
         }
-      } else if (!this.initialScanDone && this.options.startAt.kind !== "beginning") {
+      } else if (
+        !this.initialScanDone &&
+        this.options.startAt.kind !== "beginning" &&
+        (this.options.startAtInputs?.has(input.name) ?? true)
+      ) {
         const policy = this.options.startAt;
         const skip =
           policy.kind === "end" || (policy.kind === "max-age" && Date.now() - f.mtimeMs > policy.ms);
