@@ -92,6 +92,8 @@ describe("pmta-ingest status", () => {
     assert.equal(code, 0);
     assert.equal(report.checkpoint.source, "none");
     assert.equal(report.files[0]?.unreadBytes, statSync(live).size);
+    assert.deepEqual(report.startAtInputs, ["bounces", "fbl"]);
+    assert.match(report.files[0]?.detail ?? "", /left to startAt \(beginning\), the first start of bounces/);
   });
 
   it("shows live, moved-to-archive, gone, identity-mismatch and untracked files with offsets and totals", async () => {
@@ -217,6 +219,14 @@ describe("pmta-ingest status", () => {
       }
       // The daemon records the new path once it sees the rename, so the entry names the archive path.
       assert.ok(report.files.some((f) => f.state === "archived" && f.found === "at-recorded-path"));
+      // Its first start is complete (the save that covered it wrote inputs-started): a file that
+      // appears from now on, even while it is stopped, is read from 0.
+      await waitUntil(
+        () => existsSync(join(ws.stateDir, "inputs-started")),
+        20_000,
+        () => run.stderr().slice(-2000),
+      );
+      assert.deepEqual((await statusJson(ws)).report.startAtInputs, []);
     } finally {
       run.child.kill("SIGTERM");
       assert.equal((await run.exited).code, 0, run.stderr());

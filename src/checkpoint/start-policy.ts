@@ -52,6 +52,19 @@ export async function readStartedInputs(
   };
 }
 
+/**
+ * The inputs startAt applies to at a start: every input when no usable checkpoint is left (none, or a
+ * generation without its finished-files set), else those whose first start is not complete.
+ */
+export function inputsAtFirstStart(
+  inputs: readonly string[],
+  loaded: { readonly source: string; readonly withoutSet?: boolean },
+  started: ReadonlySet<string>,
+): Set<string> {
+  const noState = loaded.source === "none" || loaded.withoutSet === true;
+  return new Set(inputs.filter((name) => noState || !started.has(name)));
+}
+
 /** Replaces the list atomically: temp file fsynced, renamed, directory fsynced. */
 export async function writeStartedInputs(
   stateDir: string,

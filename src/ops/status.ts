@@ -6,6 +6,7 @@ import {
   type FileCheckpoint,
   type LoadResult,
 } from "../checkpoint/checkpoint-store.js";
+import { inputsAtFirstStart, readStartedInputs } from "../checkpoint/start-policy.js";
 import type { RunConfig } from "../config/run-config.js";
 import { identityKey, verifyMarks } from "../tail/file-identity.js";
 import { type DirProblem, type InputFile, type Inventory, takeInventory } from "./inventory.js";
@@ -80,6 +81,8 @@ export interface StatusReport {
   readonly totals: readonly InputTotals[];
   readonly directories: readonly DirProblem[];
   readonly startAt: string;
+  /** The inputs startAt applies to at the daemon's next start (their first start is not complete). */
+  readonly startAtInputs: readonly string[];
 }
 
 export interface StatusOptions extends OpsConfigSource, OpsStreams {
@@ -130,6 +133,16 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
     if (p.startsWith(tmpPrefix) && loaded.source !== "none") notes.push(p);
     else damage.push(p);
   }
+  const started = await readStartedInputs(config.stateDir).catch((err: NodeJS.ErrnoException) => ({
+    inputs: new Set<string>(),
+    problem: `cannot read the started inputs (${err.code ?? String(err)}): startAt may apply to every input`,
+  }));
+  const firstStart = inputsAtFirstStart(
+    config.inputs.map((i) => i.name),
+    loaded,
+    started.inputs,
+  );
+  if (started.problem !== undefined) notes.push(started.problem);
   const inventory = await takeInventory(config.inputs);
   const files: StatusFile[] = [];
   const tracked = new Set<string>();
@@ -152,8 +165,9 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
       unreadBytes: f.size,
       finished: false,
       updatedAt: null,
-      detail:
-        "no checkpoint entry yet: read from 0 when the daemon finds it (startAt applies only at an input's first start)",
+      detail: firstStart.has(f.input.name)
+        ? `no checkpoint entry yet: left to startAt (${describeStartAt(config)}), the first start of ${f.input.name} is not complete`
+        : "no checkpoint entry yet: read from 0 when the daemon finds it (new since it last ran)",
     });
   }
   const order = new Map(config.inputs.map((input, i) => [input.name, i]));
@@ -178,6 +192,7 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
     totals: totalsOf(files, config),
     directories: inventory.problems,
     startAt: describeStartAt(config),
+    startAtInputs: [...firstStart],
   };
 }
 
@@ -329,6 +344,11 @@ export function renderStatus(r: StatusReport, now: number): string {
           ? " — left by an interrupted save; the daemon moves it into place at its next checkpoint"
           : "";
     lines.push(`checkpoint: ${file} generation ${c.generation}${written}${from}`);
+    if (r.startAtInputs.length > 0) {
+      lines.push(
+        `  startAt (${r.startAt}) still applies to files with no entry in: ${r.startAtInputs.join(", ")} (first start not complete)`,
+      );
+    }
   }
   for (const d of c.damage) lines.push(`  DAMAGED ${d}`);
   for (const n of c.notes) lines.push(`  note: ${n}`);

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
-import { readStartedInputs, writeStartedInputs } from "../checkpoint/start-policy.js";
+import { inputsAtFirstStart, readStartedInputs, writeStartedInputs } from "../checkpoint/start-policy.js";
 import { lockStateDir } from "../checkpoint/state-lock.js";
 import type { Classifier } from "../classify/classifier.js";
 import { log as defaultLog, type log } from "../cli/log.js";
@@ -217,8 +217,10 @@ async function runLocked(
   if (started.problem !== undefined)
     log("error", "start policy state unreadable", { problem: started.problem });
   const noState = loaded.source === "none" || loaded.withoutSet === true;
-  const startAtInputs = new Set(
-    config.inputs.filter((i) => noState || !started.inputs.has(i.name)).map((i) => i.name),
+  const startAtInputs = inputsAtFirstStart(
+    config.inputs.map((i) => i.name),
+    loaded,
+    started.inputs,
   );
   let startPending = startAtInputs.size > 0;
   log("info", "starting", {
