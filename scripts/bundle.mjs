@@ -7,17 +7,15 @@ import { build } from "esbuild";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 
-/** esbuild options shared by the bundle and test/bundle.test.ts (which bundles probes with them). */
 /**
  * Our own `await import("…")` calls made static for the bundle. In dist/ they keep `classify` and
  * `--version` from loading the daemon's modules; in one file esbuild keeps them lazy by wrapping
  * every module reachable only through them in an `__esm` initialiser, which turns each module-level
- * `const` into a `var` assigned at init. V8 can then no longer treat hash constants and helper
- * functions as constants: the bundled daemon measured ~12 % slower than dist/ on the 1M catch-up
- * (5.93 vs 5.31 s). Static imports evaluate everything at start instead (the file is parsed whole
- * anyway). Only src/ and only relative specifiers are rewritten: a package imported on demand
- * (yargs, for every command but a plain `run --config FILE`) stays lazy, and out of the daemon's
- * memory, and dependencies are bundled as they are.
+ * `const` into a `var` declared first and assigned at init, out of reach of restoreConsts below
+ * (whose measurements say why that matters). Static imports evaluate everything at start instead
+ * (the file is parsed whole anyway). Only src/ and only relative specifiers are rewritten: a package
+ * imported on demand (yargs, for every command but a plain `run --config FILE`) stays lazy, and out
+ * of the daemon's memory, and dependencies are bundled as they are.
  */
 const DYNAMIC_IMPORT = /await import\(\s*("\.{1,2}\/[^"]+")\s*\)/g;
 export const staticImports = {
@@ -42,6 +40,7 @@ export const staticImports = {
   },
 };
 
+/** esbuild options shared by the bundle and test/bundle.test.ts (which bundles probes with them). */
 export const bundleOptions = {
   plugins: [staticImports],
   absWorkingDir: root,

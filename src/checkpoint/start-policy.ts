@@ -58,11 +58,22 @@ export async function readStartedInputs(
  */
 export function inputsAtFirstStart(
   inputs: readonly string[],
-  loaded: { readonly source: string; readonly withoutSet?: boolean },
+  loaded: LoadedState,
   started: ReadonlySet<string>,
 ): Set<string> {
-  const noState = loaded.source === "none" || loaded.withoutSet === true;
-  return new Set(inputs.filter((name) => noState || !started.has(name)));
+  const usable = hasUsableState(loaded);
+  return new Set(inputs.filter((name) => !usable || !started.has(name)));
+}
+
+/** What a checkpoint load tells about the state (LoadResult). */
+interface LoadedState {
+  readonly source: string;
+  readonly withoutSet?: boolean;
+}
+
+/** False when no usable checkpoint is left: none, or a generation without its finished-files set. */
+export function hasUsableState(loaded: LoadedState): boolean {
+  return loaded.source !== "none" && loaded.withoutSet !== true;
 }
 
 /** Replaces the list atomically: temp file fsynced, renamed, directory fsynced. */

@@ -1,7 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
-import { inputsAtFirstStart, readStartedInputs, writeStartedInputs } from "../checkpoint/start-policy.js";
+import {
+  hasUsableState,
+  inputsAtFirstStart,
+  readStartedInputs,
+  writeStartedInputs,
+} from "../checkpoint/start-policy.js";
 import { lockStateDir } from "../checkpoint/state-lock.js";
 import type { Classifier } from "../classify/classifier.js";
 import { log as defaultLog, type log } from "../cli/log.js";
@@ -216,7 +221,6 @@ async function runLocked(
   const started = await readStartedInputs(config.stateDir);
   if (started.problem !== undefined)
     log("error", "start policy state unreadable", { problem: started.problem });
-  const noState = loaded.source === "none" || loaded.withoutSet === true;
   const startAtInputs = inputsAtFirstStart(
     config.inputs.map((i) => i.name),
     loaded,
@@ -516,7 +520,7 @@ async function runLocked(
       await store.save(kept);
       if (endsStartPolicy) {
         await writeStartedInputs(config.stateDir, [
-          ...(noState ? [] : started.inputs),
+          ...(hasUsableState(loaded) ? started.inputs : []),
           ...config.inputs.map((i) => i.name),
         ]);
         startPending = false;
