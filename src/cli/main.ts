@@ -48,8 +48,10 @@ async function runCommand(configPath: string | undefined, flags: Record<string, 
     }
   }
   // The daemon logs to stdout (journald, containers) unless its events go there.
-  const { setLogDestination } = await import("./log.js");
+  const { setLogDestination, log } = await import("./log.js");
   setLogDestination(config.output.kind === "stdout" ? "stderr" : "stdout");
+  const { reportCrashes, describeError } = await import("../run/crash-report.js");
+  reportCrashes(log);
   if (configPath !== undefined) {
     const { warnExposedSecrets } = await import("../config/secret-permissions.js");
     await warnExposedSecrets(configPath, config);
@@ -63,7 +65,9 @@ async function runCommand(configPath: string | undefined, flags: Record<string, 
   } catch (err) {
     if (err instanceof MetricsListenError || err instanceof StateDirBusyError)
       throw new UsageError(`${config.source}: ${err.message}`);
-    throw err;
+    // From here on the daemon's log is where an operator looks: the same JSON line as a crash.
+    log("error", "unexpected error; exiting (a bug: please report it with this line)", describeError(err));
+    return 1;
   }
 }
 
