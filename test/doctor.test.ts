@@ -16,6 +16,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { CheckpointStore } from "../src/checkpoint/checkpoint-store.js";
+import { INPUTS_STARTED, writeStartedInputs } from "../src/checkpoint/start-policy.js";
 import { type Check, runDoctor } from "../src/ops/doctor.js";
 import { collect } from "./support/collect.js";
 import { makeWorkspace, type Workspace } from "./support/run-harness.js";
@@ -110,6 +112,10 @@ describe("pmta-ingest doctor", () => {
       /^PASS stateDir — .*: write, fsync \(\d+\.\d ms\), rename and remove work; fsync of the directory works$/m,
     );
     assert.match(text, /^PASS checkpoint store — no checkpoint yet/m);
+    assert.match(
+      text,
+      /^PASS startAt — at the next start, files with no checkpoint entry in every input are read whole \(startAt beginning\)$/m,
+    );
     assert.match(text, /^PASS dead-letter — .*dead-letter\.ndjson does not exist yet and can be created/m);
     assert.match(
       text,
@@ -259,6 +265,59 @@ describe("pmta-ingest doctor", () => {
       r.text,
       /^FAIL checkpoint store — damaged: .*checkpoints\.json: header line has no valid sha256 checksum/m,
     );
+  });
+
+  /**
+   * startAt skips what files hold only at an input's first start; doctor tells which inputs that is
+   * before the daemon starts (an input just added, or a list that cannot be read after a long stop).
+   */
+  it("startAt: which inputs it will apply to at the next start, and a warning when the list is unreadable", async () => {
+    const ws = workspace("pmta-doctor-startat-", { startAt: "24h" });
+    const first = await doctor(ws);
+    assert.match(
+      first.text,
+      /^PASS startAt — at the next start, files with no checkpoint entry in every input are left to startAt \(files modified within 1d\): what they hold before then is not sent$/m,
+    );
+
+    // The bounces input has run; fbl was added to the config since.
+    const live = join(ws.liveDir, "bounces-2025-01-15-0000.csv");
+    const st = statSync(live);
+    await new CheckpointStore(ws.stateDir).save([
+      {
+        dev: st.dev,
+        ino: st.ino,
+        input: "bounces",
+        path: live,
+        offset: st.size,
+        headHash: "0".repeat(64),
+        headLen: 64,
+        anchorHash: "0".repeat(64),
+        anchorLen: 64,
+        finished: false,
+        updatedAt: Date.now(),
+      },
+    ]);
+    await writeStartedInputs(ws.stateDir, ["bounces"]);
+    const added = await doctor(ws);
+    assert.match(
+      added.text,
+      /^PASS startAt — .* no checkpoint entry in fbl are left to startAt \(files modified/m,
+    );
+
+    await writeStartedInputs(ws.stateDir, ["bounces", "fbl"]);
+    const both = await doctor(ws);
+    assert.match(
+      both.text,
+      /^PASS startAt — every input has completed its first start: a file with no checkpoint entry is read whole/m,
+    );
+
+    writeFileSync(join(ws.stateDir, INPUTS_STARTED), "{not json");
+    const torn = await doctor(ws);
+    assert.equal(torn.code, 0, torn.text);
+    const check = torn.byName.get("startAt");
+    assert.equal(check?.status, "WARN");
+    assert.match(check?.detail ?? "", /inputs-started: not a list of started inputs.*applies to every input/);
+    assert.match(check?.fix ?? "", /set startAt: beginning for the next start/);
   });
 
   it("metrics address: free passes; in use by a daemon answering /healthz passes; in use by something else fails", async () => {

@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import type { StartAt } from "../config/run-config.js";
+import { formatDuration } from "../config/units.js";
 import { nodeStoreFs, type StoreFs } from "./store-fs.js";
 
 /**
@@ -99,4 +101,9 @@ export async function writeStartedInputs(
 export async function forgetStartedInputs(stateDir: string, fs: StoreFs = nodeStoreFs): Promise<void> {
   await fs.remove(join(stateDir, INPUTS_STARTED));
   await fs.fsyncDir(stateDir);
+}
+
+/** The policy in words, for status and doctor: "beginning", "end", "files modified within 24h". */
+export function describeStartAt(s: StartAt): string {
+  return s.kind === "max-age" ? `files modified within ${formatDuration(s.ms)}` : s.kind;
 }

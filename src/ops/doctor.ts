@@ -4,7 +4,13 @@ import { createServer, connect as netConnect, type Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
-import { CheckpointStore, CheckpointStoreError } from "../checkpoint/checkpoint-store.js";
+import { CheckpointStore, CheckpointStoreError, type LoadResult } from "../checkpoint/checkpoint-store.js";
+import {
+  describeStartAt,
+  INPUTS_STARTED,
+  inputsAtFirstStart,
+  readStartedInputs,
+} from "../checkpoint/start-policy.js";
 import type { InputConfig, RunConfig } from "../config/run-config.js";
 import { parseDuration } from "../config/units.js";
 import { HttpClient } from "../deliver/http-client.js";
@@ -86,7 +92,8 @@ export function formatCheck(c: Check): string {
 async function runChecks(config: RunConfig, emit: (c: Check) => void, slowFsyncMs: number): Promise<void> {
   for (const input of config.inputs) await checkInput(input, emit);
   await checkStateDir(config.stateDir, emit, slowFsyncMs);
-  await checkCheckpointStore(config.stateDir, emit);
+  const loaded = await checkCheckpointStore(config.stateDir, emit);
+  if (loaded !== undefined) await checkStartPolicy(config, loaded, emit);
   emit(await checkWritableFile("dead-letter", config.deadLetterPath, "deadLetter.path"));
   await checkOutput(config, emit);
   emit(await checkMetrics(config.metrics.listen));
@@ -289,7 +296,8 @@ async function checkStateDir(dir: string, emit: (c: Check) => void, slowFsyncMs:
   });
 }
 
-async function checkCheckpointStore(dir: string, emit: (c: Check) => void): Promise<void> {
+/** The load, for the start-policy check; undefined when the store could not be read. */
+async function checkCheckpointStore(dir: string, emit: (c: Check) => void): Promise<LoadResult | undefined> {
   const store = new CheckpointStore(dir);
   try {
     const loaded = await store.load();
@@ -316,10 +324,66 @@ async function checkCheckpointStore(dir: string, emit: (c: Check) => void): Prom
         detail: `generation ${loaded.snapshot.generation}, ${loaded.snapshot.files.length} files, written ${loaded.snapshot.writtenAt}`,
       });
     }
+    return loaded;
   } catch (err) {
     if (!(err instanceof CheckpointStoreError)) throw err;
     emit({ status: "FAIL", name: "checkpoint store", detail: err.message });
+    return undefined;
   }
+}
+
+/**
+ * Which inputs startAt will apply to at the daemon's next start (the same rule the daemon uses), so
+ * that adding an input with `startAt: 24h`, or an unreadable inputs-started file after a long stop,
+ * is seen before files are skipped rather than in a log line after.
+ */
+async function checkStartPolicy(
+  config: RunConfig,
+  loaded: LoadResult,
+  emit: (c: Check) => void,
+): Promise<void> {
+  const policy = describeStartAt(config.startAt);
+  let started: Awaited<ReturnType<typeof readStartedInputs>>;
+  try {
+    started = await readStartedInputs(config.stateDir);
+  } catch (err) {
+    started = {
+      inputs: new Set(),
+      problem: `cannot read ${join(config.stateDir, INPUTS_STARTED)} (${errno(err)})`,
+    };
+  }
+  const names = config.inputs.map((i) => i.name);
+  const first = [...inputsAtFirstStart(names, loaded, started.inputs)];
+  const skips = config.startAt.kind !== "beginning";
+  if (started.problem !== undefined) {
+    emit({
+      status: skips ? "WARN" : "PASS",
+      name: "startAt",
+      detail: `${started.problem}; startAt (${policy}) applies to every input at the next start`,
+      ...(skips
+        ? {
+            fix: `files rotated in while the daemon was stopped could be skipped: set startAt: beginning for the next start (the daemon writes the list again once every file present is checkpointed)`,
+          }
+        : {}),
+    });
+    return;
+  }
+  if (first.length === 0) {
+    emit({
+      status: "PASS",
+      name: "startAt",
+      detail: `every input has completed its first start: a file with no checkpoint entry is read whole (startAt ${policy} no longer applies)`,
+    });
+    return;
+  }
+  const which = first.length === names.length ? "every input" : first.join(", ");
+  emit({
+    status: "PASS",
+    name: "startAt",
+    detail: skips
+      ? `at the next start, files with no checkpoint entry in ${which} are left to startAt (${policy}): what they hold before then is not sent`
+      : `at the next start, files with no checkpoint entry in ${which} are read whole (startAt beginning)`,
+  });
 }
 
 /**

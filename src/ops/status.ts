@@ -6,7 +6,7 @@ import {
   type FileCheckpoint,
   type LoadResult,
 } from "../checkpoint/checkpoint-store.js";
-import { inputsAtFirstStart, readStartedInputs } from "../checkpoint/start-policy.js";
+import { describeStartAt, inputsAtFirstStart, readStartedInputs } from "../checkpoint/start-policy.js";
 import type { RunConfig } from "../config/run-config.js";
 import { identityKey, verifyMarks } from "../tail/file-identity.js";
 import { type DirProblem, type InputFile, type Inventory, takeInventory } from "./inventory.js";
@@ -166,7 +166,7 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
       finished: false,
       updatedAt: null,
       detail: firstStart.has(f.input.name)
-        ? `no checkpoint entry yet: left to startAt (${describeStartAt(config)}), the first start of ${f.input.name} is not complete`
+        ? `no checkpoint entry yet: left to startAt (${describeStartAt(config.startAt)}), the first start of ${f.input.name} is not complete`
         : "no checkpoint entry yet: read from 0 when the daemon finds it (new since it last ran)",
     });
   }
@@ -191,7 +191,7 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
     files,
     totals: totalsOf(files, config),
     directories: inventory.problems,
-    startAt: describeStartAt(config),
+    startAt: describeStartAt(config.startAt),
     startAtInputs: [...firstStart],
   };
 }
@@ -308,11 +308,6 @@ function totalsOf(files: readonly StatusFile[], config: RunConfig): InputTotals[
       unreadBytes: mine.reduce((sum, f) => sum + (f.unreadBytes ?? 0), 0),
     };
   });
-}
-
-function describeStartAt(config: RunConfig): string {
-  const s = config.startAt;
-  return s.kind === "max-age" ? `files modified within ${s.ms} ms` : s.kind;
 }
 
 function ago(iso: string, now: number): string {
