@@ -19,7 +19,8 @@ export async function hashRange(handle: FileHandle, start: number, length: numbe
   return sha256(await readRange(handle, start, length));
 }
 
-async function readRange(handle: FileHandle, start: number, length: number): Promise<Buffer> {
+/** Up to `length` bytes from `start`: fewer only when the file ends first. */
+export async function readRange(handle: FileHandle, start: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   let done = 0;
   while (done < length) {
@@ -30,7 +31,7 @@ async function readRange(handle: FileHandle, start: number, length: number): Pro
   return buf.subarray(0, done);
 }
 
-function sha256(bytes: Buffer): string {
+function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
@@ -46,19 +47,26 @@ export async function contentMarks(handle: FileHandle, size: number, offset: num
   const headLen = Math.min(HEAD_BYTES, size);
   const anchorLen = Math.min(ANCHOR_BYTES, offset);
   // A small file (an archive of 100,000 tiny ones): both ranges from one read, one thread-pool trip.
-  if (offset <= 2 * HEAD_BYTES) {
-    const bytes = await readRange(handle, 0, Math.max(headLen, offset));
-    return {
-      headHash: sha256(bytes.subarray(0, headLen)),
-      headLen,
-      anchorHash: sha256(bytes.subarray(Math.max(0, offset - anchorLen), offset)),
-      anchorLen,
-    };
-  }
+  if (offset <= 2 * HEAD_BYTES)
+    return marksOf(await readRange(handle, 0, Math.max(headLen, offset)), headLen, offset);
   return {
     headHash: await hashRange(handle, 0, headLen),
     headLen,
     anchorHash: await hashRange(handle, offset - anchorLen, anchorLen),
+    anchorLen,
+  };
+}
+
+/**
+ * The marks contentMarks takes for `offset` in a file whose first bytes are `bytes` (at least
+ * `headLen` and `offset` of them), with `headLen` = min(HEAD_BYTES, the file's size).
+ */
+export function marksOf(bytes: Uint8Array, headLen: number, offset: number): ContentMarks {
+  const anchorLen = Math.min(ANCHOR_BYTES, offset);
+  return {
+    headHash: sha256(bytes.subarray(0, headLen)),
+    headLen,
+    anchorHash: sha256(bytes.subarray(offset - anchorLen, offset)),
     anchorLen,
   };
 }

@@ -14,6 +14,8 @@ import {
   contentMarks,
   HEAD_BYTES,
   identityKey,
+  marksOf,
+  readRange,
   verifyMarks,
 } from "./file-identity.js";
 
@@ -143,6 +145,14 @@ interface Tracked extends TrackedFileView {
   marksOffset: number;
   /** Adopted from the archive: never seen live (see mayFinishEarly). */
   readonly foundArchived: boolean;
+  /**
+   * A small quiet archived file's unread bytes, read whole when it was adopted (see STASH_FILE_BYTES):
+   * handed to the decoder as its first chunk, so that the file is never opened again.
+   */
+  stash: Buffer | undefined;
+  /** Marks for the end of the stashed bytes, where its checkpoint will be once they are acknowledged. */
+  endMarks: ContentMarks | undefined;
+  endMarksOffset: number;
 }
 
 /**
@@ -200,6 +210,15 @@ const ADOPT_PER_SCAN = 2000;
  * default); an hour is exact enough.
  */
 const SEEN_REFRESH_MS = 3600_000;
+/**
+ * Archived files up to this size, quiet for sealAfterMs, are read whole by their adoption: its open
+ * and fstat, one read, and close are then all the file costs. Opened again to be read, fstat'ed to
+ * be sealed and read once more for the marks of its end, each of 100,000 tiny archived files took 12
+ * trips through libuv's thread pool, and their promises were most of the main thread's time.
+ */
+const STASH_FILE_BYTES = 8 * 1024;
+/** Stashed bytes held at most across files, give or take the adoptions in flight (READERS files). */
+const STASH_BUDGET = 4 * 1024 * 1024;
 /** Default of TailerOptions.archiveRecheckMs. */
 // Stat'ing 100,000 archived files costs an idle daemon ~5 % of a core at once a minute, ~0.5 % at
 // this; what it catches (a quiet archived file written to or replaced) is rare.
@@ -235,6 +254,8 @@ export class Tailer {
   /** The identity keys of `waiting`'s files. */
   private waitingKeys = new Set<string>();
   private readonly headerLines = new Map<string, string>();
+  /** Bytes held in Tracked.stash, bounded by STASH_BUDGET. */
+  private stashBytes = 0;
   /** One read buffer per concurrent reader (see readRound). */
   private readonly chunks: Buffer[];
   /** The second buffer of the file being read (see readOn). */
@@ -681,6 +702,10 @@ export class Tailer {
       return;
     }
     if (ahead === undefined && !(await this.ready(t, round))) return;
+    if (t.stash !== undefined) {
+      await this.handOn(t, this.fromStash(t, round));
+      return;
+    }
     // While one chunk's records are handed on (encoding them is most of the daemon's CPU), the next
     // chunk is read into the other buffer by libuv's thread pool: waiting for each read in turn left
     // the main thread idle for ~8 % of a catch-up. A read is only used if nothing moved the file
@@ -728,6 +753,7 @@ export class Tailer {
    * takes its size through the descriptor. False when there is nothing to read now.
    */
   private async ready(t: Tracked, round: ReadRoundState): Promise<boolean> {
+    if (t.stash !== undefined) return true;
     let justOpened: Stats | undefined;
     if (t.handle === undefined) {
       if (t.readOffset >= t.size && t.present) return false;
@@ -779,9 +805,31 @@ export class Tailer {
     chunk: Buffer,
     round: ReadRoundState,
   ): Promise<DecodedItem[] | undefined> {
+    if (t.stash !== undefined) return this.fromStash(t, round);
     const read = this.startRead(t, chunk);
     const bytesRead = read === undefined ? 0 : await read.done;
     return bytesRead === 0 ? undefined : this.decoded(t, chunk, bytesRead, round);
+  }
+
+  /** The stashed bytes as the chunk read at `t.readOffset`. */
+  private fromStash(t: Tracked, round: ReadRoundState): DecodedItem[] {
+    const bytes = t.stash as Buffer;
+    this.dropStash(t);
+    return this.decoded(t, bytes, bytes.length, round);
+  }
+
+  private dropStash(t: Tracked): void {
+    if (t.stash === undefined) return;
+    this.stashBytes -= t.stash.length;
+    t.stash = undefined;
+  }
+
+  /** The marks taken at adoption for where the stashed bytes end, once the checkpoint is there. */
+  private useEndMarks(t: Tracked, offset: number): void {
+    if (t.endMarks === undefined || t.marksOffset === offset || t.endMarksOffset !== offset) return;
+    t.marks = t.endMarks;
+    t.marksOffset = offset;
+    t.endMarks = undefined;
   }
 
   /** Decodes `bytesRead` bytes just read at `t.readOffset` (the decoder copies what it keeps). */
@@ -852,6 +900,7 @@ export class Tailer {
     for (const [key, t] of this.files) {
       if (!t.finished || t.tracker.pending > 0 || t.handle !== undefined || t.backlog.length > 0) continue;
       const offset = t.tracker.ackedOffset;
+      this.useEndMarks(t, offset);
       if (t.marks === undefined || t.marksOffset !== offset || offset < t.size) {
         if (!t.present) this.files.delete(key); // the last entry stays remembered
         continue;
@@ -898,6 +947,7 @@ export class Tailer {
     for (const t of this.files.values()) {
       trackedKeys.add(t.key);
       const offset = t.tracker.ackedOffset;
+      this.useEndMarks(t, offset);
       if (t.marks === undefined || t.marksOffset !== offset) {
         const handle = t.handle ?? (await open(t.path, "r").catch(() => undefined));
         if (handle === undefined) {
@@ -1032,6 +1082,8 @@ export class Tailer {
     t.size = size;
     t.finished = false;
     t.marks = undefined;
+    t.endMarks = undefined;
+    this.dropStash(t);
     t.lastGrowthAt = now();
   }
 
@@ -1055,6 +1107,8 @@ export class Tailer {
     let marks: ContentMarks | undefined;
     /** Its entry, when the file is the finished one the checkpoint describes (see below). */
     let finishedAsBefore: FileCheckpoint | undefined;
+    let stash: Buffer | undefined;
+    let endMarks: ContentMarks | undefined;
     const handle = await open(path, "r").catch(() => undefined);
     if (handle === undefined) return; // vanished or unreadable: the next scan tries again
     let f: Stats;
@@ -1103,7 +1157,18 @@ export class Tailer {
       }
       // Marks for the starting offset, taken now while the file is open: a checkpoint written before
       // any progress must not depend on reopening a path that a rotation may already have renamed.
-      if (finishedAsBefore === undefined) marks = await contentMarks(handle, f.size, start);
+      if (finishedAsBefore === undefined) {
+        if (this.mayStash(live, f, start)) {
+          const bytes = await readRange(handle, 0, f.size);
+          const headLen = Math.min(HEAD_BYTES, f.size);
+          marks = marksOf(bytes, headLen, start);
+          // A short read (the file shrank meanwhile) is left to the reads, which notice it.
+          if (bytes.length === f.size) {
+            stash = bytes.subarray(start);
+            endMarks = marksOf(bytes, headLen, f.size);
+          }
+        } else marks = await contentMarks(handle, f.size, start);
+      }
     } finally {
       await handle.close();
     }
@@ -1156,10 +1221,30 @@ export class Tailer {
       marks,
       marksOffset: start,
       foundArchived: !live,
+      stash,
+      endMarks,
+      endMarksOffset: f.size,
     };
     // Adoptions run side by side: the same file under two names (a rename during the listing) once.
     if (this.files.has(key) || this.done.has(key)) return;
     this.files.set(key, t);
+    if (stash !== undefined) this.stashBytes += stash.length;
+  }
+
+  /**
+   * Whether adopting the file reads it whole (Tracked.stash): archived, small, with bytes to read, and
+   * quiet for sealAfterMs, so that it is sealed as soon as read without a look at its size (PowerMTA
+   * does not write to a file it moved; a late write is still found by the listings, as for any
+   * finished file). Bounded by STASH_BUDGET across files.
+   */
+  private mayStash(live: boolean, f: Stats, start: number): boolean {
+    return (
+      !live &&
+      f.size > start &&
+      f.size <= STASH_FILE_BYTES &&
+      Date.now() - f.mtimeMs >= this.options.sealAfterMs &&
+      this.stashBytes + f.size <= STASH_BUDGET
+    );
   }
 
   /** Per input: every live file but the newest is retired (PowerMTA started a new one). */
