@@ -6,6 +6,7 @@ import type { FileCheckpoint } from "../checkpoint/checkpoint-store.js";
 import { crashPoint } from "../checkpoint/crash-point.js";
 import { AccountingDecoder, type DecodedItem, type DecoderOptions } from "../decode/accounting-decoder.js";
 import { headerFromLine, isHeaderRow } from "../decode/header.js";
+import { FileLineLimiter } from "../observe/file-line-limiter.js";
 import { AckTracker, type Span } from "./ack-tracker.js";
 import { type DiscoveredFile, listInputFiles, oldestFirst, orderKey } from "./discover.js";
 import {
@@ -254,6 +255,8 @@ export class Tailer {
   /** The identity keys of `waiting`'s files. */
   private waitingKeys = new Set<string>();
   private readonly headerLines = new Map<string, string>();
+  /** "file finished" and startAt lines, counted in one line beyond 20 in 10 s (a large archive). */
+  private readonly fileLines: FileLineLimiter;
   /** Bytes held in Tracked.stash, bounded by STASH_BUDGET. */
   private stashBytes = 0;
   /** One read buffer per concurrent reader (see readRound). */
@@ -269,6 +272,7 @@ export class Tailer {
     const readers = Math.max(2, options.readers ?? READERS);
     this.chunks = Array.from({ length: readers }, () => Buffer.allocUnsafe(size));
     this.prefetchChunk = Buffer.allocUnsafe(size);
+    this.fileLines = new FileLineLimiter((level, msg, fields) => sink.log(level, msg, fields));
   }
 
   /** Checkpoints loaded at start; files are matched to them as they are discovered. */
@@ -337,6 +341,7 @@ export class Tailer {
    * it. A scan cut short reconciles nothing (a partial listing must not mark files as gone).
    */
   async scan(shouldStop?: () => boolean): Promise<void> {
+    this.fileLines.flush();
     let adopted = 0;
     const nowMs = Date.now();
     // Finished archived files are stat'ed every archiveRecheckMs (10 min), not at every listing:
@@ -869,7 +874,7 @@ export class Tailer {
       }
       await this.handOn(t, t.decoder.end(false));
       t.finished = true;
-      this.sink.log("info", "file finished", { input: t.input.name, file: t.path, bytes: t.size });
+      this.fileLines.line("file finished", t.input.name, t.path, { bytes: t.size }, "bytes");
     });
     // A retired file read to its end gives its descriptor back at once, with the marks taken through
     // it for the offset its checkpoint will reach when every record handed on is acknowledged (the
@@ -1019,6 +1024,7 @@ export class Tailer {
   }
 
   async close(): Promise<void> {
+    this.fileLines.flush(true);
     for (const t of this.files.values()) {
       await t.handle?.close();
       t.handle = undefined;
@@ -1148,11 +1154,13 @@ export class Tailer {
           policy.kind === "end" || (policy.kind === "max-age" && Date.now() - f.mtimeMs > policy.ms);
         if (skip) {
           [start, header] = await endBoundary(handle, f.size);
-          this.sink.log("info", "no checkpoint; starting at the end as configured (startAt)", {
-            input: input.name,
-            file: path,
-            skippedBytes: start,
-          });
+          this.fileLines.line(
+            "no checkpoint; starting at the end as configured (startAt)",
+            input.name,
+            path,
+            { skippedBytes: start },
+            "skippedBytes",
+          );
         }
       }
       // Marks for the starting offset, taken now while the file is open: a checkpoint written before
