@@ -370,7 +370,7 @@ describe("install files (pmta/)", () => {
     const value = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1];
     assert.equal(
       value("ExecStart"),
-      "/usr/bin/node --max-semi-space-size=8 /opt/pmta-ingest/pmta-ingest.mjs run --config /etc/pmta-ingest/config.yaml",
+      "/usr/bin/node --max-semi-space-size=8 --heap-growing-percent=30 /opt/pmta-ingest/pmta-ingest.mjs run --config /etc/pmta-ingest/config.yaml",
     );
     assert.equal(value("StateDirectory"), "pmta-ingest");
     // The allocator settings the benchmark measured (bench/lib/daemon.ts reads them from here).
