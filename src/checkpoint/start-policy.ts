@@ -55,6 +55,24 @@ export async function readStartedInputs(
 }
 
 /**
+ * readStartedInputs for the reports (status, doctor): a file that cannot be read (EACCES, EIO) is a
+ * `problem` like one that cannot be parsed, not an error that ends the report.
+ */
+export async function readStartedInputsForReport(
+  stateDir: string,
+): Promise<{ readonly inputs: ReadonlySet<string>; readonly problem?: string }> {
+  try {
+    return await readStartedInputs(stateDir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    return {
+      inputs: new Set(),
+      problem: `${join(stateDir, INPUTS_STARTED)}: cannot be read (${code}); startAt applies to files with no checkpoint entry at this start`,
+    };
+  }
+}
+
+/**
  * The inputs startAt applies to at a start: every input when no usable checkpoint is left (none, or a
  * generation without its finished-files set), else those whose first start is not complete.
  */

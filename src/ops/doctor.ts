@@ -7,9 +7,8 @@ import { gzipSync } from "node:zlib";
 import { CheckpointStore, CheckpointStoreError, type LoadResult } from "../checkpoint/checkpoint-store.js";
 import {
   describeStartAt,
-  INPUTS_STARTED,
   inputsAtFirstStart,
-  readStartedInputs,
+  readStartedInputsForReport,
 } from "../checkpoint/start-policy.js";
 import type { InputConfig, RunConfig } from "../config/run-config.js";
 import { parseDuration } from "../config/units.js";
@@ -343,15 +342,7 @@ async function checkStartPolicy(
   emit: (c: Check) => void,
 ): Promise<void> {
   const policy = describeStartAt(config.startAt);
-  let started: Awaited<ReturnType<typeof readStartedInputs>>;
-  try {
-    started = await readStartedInputs(config.stateDir);
-  } catch (err) {
-    started = {
-      inputs: new Set(),
-      problem: `cannot read ${join(config.stateDir, INPUTS_STARTED)} (${errno(err)})`,
-    };
-  }
+  const started = await readStartedInputsForReport(config.stateDir);
   const names = config.inputs.map((i) => i.name);
   const first = [...inputsAtFirstStart(names, loaded, started.inputs)];
   const skips = config.startAt.kind !== "beginning";

@@ -6,7 +6,11 @@ import {
   type FileCheckpoint,
   type LoadResult,
 } from "../checkpoint/checkpoint-store.js";
-import { describeStartAt, inputsAtFirstStart, readStartedInputs } from "../checkpoint/start-policy.js";
+import {
+  describeStartAt,
+  inputsAtFirstStart,
+  readStartedInputsForReport,
+} from "../checkpoint/start-policy.js";
 import type { RunConfig } from "../config/run-config.js";
 import { identityKey, verifyMarks } from "../tail/file-identity.js";
 import { type DirProblem, type InputFile, type Inventory, takeInventory } from "./inventory.js";
@@ -133,10 +137,7 @@ export async function collectStatus(config: RunConfig): Promise<StatusReport> {
     if (p.startsWith(tmpPrefix) && loaded.source !== "none") notes.push(p);
     else damage.push(p);
   }
-  const started = await readStartedInputs(config.stateDir).catch((err: NodeJS.ErrnoException) => ({
-    inputs: new Set<string>(),
-    problem: `cannot read the started inputs (${err.code ?? String(err)}): startAt may apply to every input`,
-  }));
+  const started = await readStartedInputsForReport(config.stateDir);
   const firstStart = inputsAtFirstStart(
     config.inputs.map((i) => i.name),
     loaded,
